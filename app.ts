@@ -1,0 +1,110 @@
+// The application plugin: decorates the config, then registers plugins and routes in boot order.
+// `npm start` (server.ts) and the tests pass a Config; `fastify start` (npm run dev) passes
+// none, and then local stand-ins are started for whatever upstream is not configured.
+import fp from 'fastify-plugin'
+import sensible from '@fastify/sensible'
+import { randomUUID } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
+import type { Config } from './config.js'
+import errorsPlugin, { frameworkErrors } from './plugins/errors.js'
+import headersPlugin from './plugins/headers.js'
+import validationPlugin from './plugins/validation.js'
+import bodyPlugin from './plugins/body.js'
+import s3Plugin from './plugins/s3.js'
+import threatstackPlugin from './plugins/threatstack.js'
+import authPlugin from './plugins/auth.js'
+import healthRoutes from './routes/health.js'
+import alertRoutes from './routes/alerts.js'
+import statusRoutes from './routes/status.js'
+import { ARCHIVE_PREFIXES } from './routes/prefixes.js'
+
+declare module 'fastify' {
+  interface FastifyInstance { config: Config }
+}
+
+export interface AppOptions { config?: Config }
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** The URL as logged: any `token` query parameter is replaced. */
+export function redactUrl (url: string): string {
+  const q = url.indexOf('?')
+  if (q === -1) return url
+  const query = url.slice(q + 1).split('&').map((pair) => {
+    const eq = pair.indexOf('=')
+    const name = eq === -1 ? pair : pair.slice(0, eq)
+    let decoded = name
+    try { decoded = decodeURIComponent(name.replace(/\+/g, ' ')) } catch { /* an undecodable name is kept as it is */ }
+    return decoded.trim().toLowerCase() === 'token' ? `${name}=[redacted]` : pair
+  })
+  return `${url.slice(0, q)}?${query.join('&')}`
+}
+
+export function loggerOptions (level: string): NonNullable<FastifyServerOptions['logger']> {
+  return {
+    level,
+    redact: { paths: ['req.headers.authorization', 'headers.authorization', 'config.threatstack.apiKey'], censor: '[redacted]' },
+    serializers: {
+      req: (req: FastifyRequest) => ({
+        method: req.method,
+        url: redactUrl(req.url),
+        remoteAddress: req.ip,
+        remotePort: req.socket?.remotePort
+      })
+    }
+  }
+}
+
+/** Fastify's options, the same for `npm start`, `npm run dev` and the tests. */
+export function serverOptions (config?: Config): FastifyServerOptions {
+  return {
+    logger: loggerOptions(config?.logLevel ?? 'info'),
+    // The caller's x-request-id is used when it is a sane token, else one is made.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id']
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
+    },
+    bodyLimit: config?.server.bodyLimit ?? 1024 * 1024,
+    // A hop count is supported at run time though Fastify's types omit it.
+    trustProxy: (config?.server.trustProxy ?? false) as FastifyServerOptions['trustProxy'],
+    keepAliveTimeout: config?.server.keepAliveTimeoutMs ?? 72_000,
+    requestTimeout: config?.server.requestTimeoutMs ?? 60_000,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    routerOptions: { maxParamLength: 200 },
+    return503OnClosing: true,
+    frameworkErrors
+  }
+}
+
+/** What fastify-cli (`npm run dev`) starts the server with. */
+export const options = serverOptions()
+
+async function localConfig (app: FastifyInstance): Promise<Config> {
+  // Loaded only here, so that production never imports the local stand-ins.
+  const { startLocalDependencies } = await import('./dev/local.js')
+  const local = await startLocalDependencies(app.log)
+  app.addHook('onClose', async () => local.close())
+  app.addHook('onListen', async () => local.announce(app.addresses().filter((a): a is AddressInfo => typeof a !== 'string')))
+  return local.config
+}
+
+async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
+  const config = opts.config ?? await localConfig(fastify)
+  fastify.decorate('config', config)
+  await fastify.register(sensible)
+  await fastify.register(errorsPlugin)
+  await fastify.register(headersPlugin)
+  await fastify.register(validationPlugin)
+  await fastify.register(bodyPlugin)
+  await fastify.register(s3Plugin)
+  await fastify.register(threatstackPlugin)
+  await fastify.register(authPlugin)
+  await fastify.register(healthRoutes)
+  await fastify.register(statusRoutes)
+  for (const prefix of ARCHIVE_PREFIXES) await fastify.register(alertRoutes, { prefix })
+}
+
+export default fp(app, { name: 'threatstack-to-s3', fastify: '5.x' })

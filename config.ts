@@ -1,0 +1,245 @@
+// The service's configuration: one TypeBox schema over the environment, checked once at
+// start-up. This is the only module that reads environment variables.
+import { Type, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+const INT = '^[0-9]{1,10}$'
+const BOOL = '^(true|false|1|0|yes|no)$'
+const LIST = '^[^,\\s]+(\\s*,\\s*[^,\\s]+)*$'
+const TOKEN_LIST = '^[\\x21-\\x2b\\x2d-\\x7e]{16,256}(\\s*,\\s*[\\x21-\\x2b\\x2d-\\x7e]{16,256})*$'
+
+function str (description: string, pattern?: string): TSchema {
+  return Type.Optional(Type.String({ description, ...(pattern !== undefined && { pattern }) }))
+}
+
+/** Every variable the service reads. `description` is what an operator sees when a value is rejected. */
+export const EnvSchema = Type.Object({
+  PORT: str('a port number from 0 to 65535', INT),
+  HOST: str('a host name or IP address to listen on', '^[A-Za-z0-9.:_-]{1,255}$'),
+  TS_AWS_S3_BUCKET: str('an S3 bucket name (3-63 characters of a-z, 0-9, ".", "-")', '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'),
+  TS_AWS_S3_PREFIX: str('a key prefix (up to 256 characters, no "..")', '^(?!.*\\.\\.)[A-Za-z0-9!_.*\'()/-]{1,256}$'),
+  AWS_REGION: str('an AWS region such as us-east-1', '^[a-z0-9-]{2,32}$'),
+  AWS_ENDPOINT_URL_S3: str('an http(s) URL', '^https?://[^\\s]+$'),
+  AWS_ACCESS_KEY_ID: str('an access key id', '^\\S{1,256}$'),
+  AWS_SECRET_ACCESS_KEY: str('a secret access key', '^\\S{1,256}$'),
+  AWS_SESSION_TOKEN: str('a session token', '^\\S+$'),
+  THREATSTACK_BASE_URL: str('an http(s) URL', '^https?://[^\\s]+$'),
+  THREATSTACK_API_KEY: str('the Threat Stack API key', '^\\S{1,1024}$'),
+  THREATSTACK_USER_ID: str('the Threat Stack user id', '^\\S{1,256}$'),
+  THREATSTACK_ORGANIZATION_ID: str('the Threat Stack organization id', '^\\S{1,256}$'),
+  INGEST_TOKENS: str('comma-separated tokens of 16 to 256 printable characters', TOKEN_LIST),
+  READ_TOKENS: str('comma-separated tokens of 16 to 256 printable characters', TOKEN_LIST),
+  AUTH_MODE: str('"tokens" or "none"', '^(tokens|none)$'),
+  LOG_LEVEL: str('one of fatal, error, warn, info, debug, trace, silent', '^(fatal|error|warn|info|debug|trace|silent)$'),
+  TS_DEBUG: str('any value (set: debug logging)'),
+  SNS_ENABLED: str('true or false', BOOL),
+  SNS_TOPIC_ARNS: str('comma-separated SNS topic ARNs', '^arn:[^,\\s]+(\\s*,\\s*arn:[^,\\s]+)*$'),
+  SNS_CERTS_DIR: str('a folder path'),
+  BODY_LIMIT_BYTES: str('a size in bytes', INT),
+  TRUST_PROXY: str('true, false, a hop count, or comma-separated addresses/CIDRs', LIST),
+  KEEP_ALIVE_TIMEOUT_MS: str('milliseconds', INT),
+  REQUEST_TIMEOUT_MS: str('milliseconds', INT),
+  SHUTDOWN_GRACE_MS: str('milliseconds', INT),
+  THREATSTACK_TIMEOUT_MS: str('milliseconds', INT),
+  THREATSTACK_CONNECT_TIMEOUT_MS: str('milliseconds', INT),
+  THREATSTACK_MAX_CONNECTIONS: str('a number of connections', INT),
+  THREATSTACK_MAX_RESPONSE_BYTES: str('a size in bytes', INT),
+  S3_TIMEOUT_MS: str('milliseconds', INT),
+  S3_CONNECT_TIMEOUT_MS: str('milliseconds', INT),
+  S3_MAX_SOCKETS: str('a number of sockets', INT),
+  S3_MAX_ATTEMPTS: str('a number of attempts', INT),
+  ARCHIVE_CONCURRENCY: str('a number of alerts', INT),
+  STATUS_TIMEOUT_MS: str('milliseconds', INT),
+  STATUS_CACHE_MS: str('milliseconds', INT)
+})
+
+type EnvName = keyof typeof EnvSchema.properties
+export type Env = Partial<Record<EnvName, string>>
+
+export type ThreatStackAuth =
+  | { kind: 'hawk', userId: string, organizationId: string }
+  | { kind: 'legacy' }
+
+export interface Config {
+  server: {
+    port: number
+    host: string
+    bodyLimit: number
+    trustProxy: boolean | number | string[]
+    keepAliveTimeoutMs: number
+    requestTimeoutMs: number
+    shutdownGraceMs: number
+  }
+  logLevel: string
+  s3: {
+    bucket: string
+    /** Normalised: no leading or trailing slash; '' when none. */
+    prefix: string
+    region: string
+    endpoint?: string
+    credentials?: { accessKeyId: string, secretAccessKey: string, sessionToken?: string }
+    timeoutMs: number
+    connectTimeoutMs: number
+    maxSockets: number
+    maxAttempts: number
+  }
+  threatstack: {
+    baseUrl: string
+    apiKey: string
+    auth: ThreatStackAuth
+    timeoutMs: number
+    connectTimeoutMs: number
+    maxConnections: number
+    maxResponseBytes: number
+  }
+  auth: {
+    mode: 'tokens' | 'none'
+    ingestTokens: string[]
+    readTokens: string[]
+  }
+  sns: {
+    enabled: boolean
+    /** undefined: any topic may deliver. */
+    topicArns?: string[]
+    certsDir?: string
+  }
+  archive: { concurrency: number }
+  status: { timeoutMs: number, cacheMs: number }
+}
+
+export const THREATSTACK_V2_URL = 'https://api.threatstack.com/v2'
+export const THREATSTACK_V1_URL = 'https://app.threatstack.com/api/v1'
+
+/** A configuration the process cannot start with. The message names the variable, never its value. */
+export class ConfigError extends Error {
+  constructor (readonly variable: string, rule: string) {
+    super(`Invalid configuration: ${variable} ${rule}`)
+    this.name = 'ConfigError'
+  }
+}
+
+function list (value: string | undefined): string[] {
+  return value === undefined ? [] : value.split(',').map((s) => s.trim()).filter((s) => s !== '')
+}
+
+function bool (value: string | undefined, fallback: boolean): boolean {
+  return value === undefined ? fallback : ['true', '1', 'yes'].includes(value)
+}
+
+function trustProxy (value: string | undefined): boolean | number | string[] {
+  if (value === undefined || value === 'false') return false
+  if (value === 'true') return true
+  if (/^[0-9]+$/.test(value)) return Number(value)
+  return list(value)
+}
+
+/** The process environment: the one place it is read. */
+export function readEnv (): Record<string, string | undefined> {
+  return { ...process.env }
+}
+
+/**
+ * Reads the environment into a Config.
+ * @throws ConfigError naming the first variable that is missing or malformed.
+ */
+export function loadConfig (source: Record<string, string | undefined>): Config {
+  // Only the variables of the schema are looked at; an empty value counts as unset.
+  const env: Env = {}
+  for (const name of Object.keys(EnvSchema.properties) as EnvName[]) {
+    const value = source[name]
+    if (value !== undefined && value.trim() !== '') env[name] = name === 'TS_AWS_S3_PREFIX' ? value.trim() : value
+  }
+  const first = Value.Errors(EnvSchema, env).First()
+  if (first !== undefined) {
+    const name = first.path.replace(/^\//, '')
+    const description = (EnvSchema.properties as Record<string, TSchema>)[name]?.description ?? 'a valid value'
+    throw new ConfigError(name, `must be ${description}`)
+  }
+
+  const int = (name: EnvName, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number => {
+    const value = env[name] === undefined ? fallback : Number(env[name])
+    if (value < min || value > max) throw new ConfigError(name, `must be from ${min} to ${max}`)
+    return value
+  }
+  const required = (name: EnvName): string => {
+    const value = env[name]
+    if (value === undefined) throw new ConfigError(name, 'is required')
+    return value
+  }
+
+  const authMode = env.AUTH_MODE === 'none' ? 'none' : 'tokens'
+  const ingestTokens = list(env.INGEST_TOKENS)
+  const readTokens = list(env.READ_TOKENS)
+  if (authMode === 'tokens') {
+    required('INGEST_TOKENS')
+    required('READ_TOKENS')
+  }
+
+  const { THREATSTACK_USER_ID: userId, THREATSTACK_ORGANIZATION_ID: organizationId } = env
+  if ((userId === undefined) !== (organizationId === undefined)) {
+    throw new ConfigError(userId === undefined ? 'THREATSTACK_USER_ID' : 'THREATSTACK_ORGANIZATION_ID',
+      'is required when ' + (userId === undefined ? 'THREATSTACK_ORGANIZATION_ID' : 'THREATSTACK_USER_ID') + ' is set (Hawk needs both)')
+  }
+  const tsAuth: ThreatStackAuth = userId !== undefined && organizationId !== undefined
+    ? { kind: 'hawk', userId, organizationId }
+    : { kind: 'legacy' }
+
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = env
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    throw new ConfigError(accessKeyId === undefined ? 'AWS_ACCESS_KEY_ID' : 'AWS_SECRET_ACCESS_KEY', 'is required when the other AWS key variable is set')
+  }
+
+  const topicArns = list(env.SNS_TOPIC_ARNS)
+  const level = env.TS_DEBUG !== undefined ? 'debug' : env.LOG_LEVEL ?? 'info'
+
+  return {
+    server: {
+      port: int('PORT', 3000, 0, 65535),
+      host: env.HOST ?? '0.0.0.0',
+      bodyLimit: int('BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+      trustProxy: trustProxy(env.TRUST_PROXY),
+      // Above the idle timeout of common balancers (AWS ALB: 60 s), so they close first.
+      keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1000),
+      requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 60_000, 1000),
+      shutdownGraceMs: int('SHUTDOWN_GRACE_MS', 25_000, 0)
+    },
+    logLevel: level,
+    s3: {
+      bucket: required('TS_AWS_S3_BUCKET'),
+      prefix: (env.TS_AWS_S3_PREFIX ?? '').replace(/^\/+|\/+$/g, ''),
+      region: env.AWS_REGION ?? 'us-east-1',
+      ...(env.AWS_ENDPOINT_URL_S3 !== undefined && { endpoint: env.AWS_ENDPOINT_URL_S3 }),
+      ...(accessKeyId !== undefined && secretAccessKey !== undefined && {
+        credentials: {
+          accessKeyId,
+          secretAccessKey,
+          ...(env.AWS_SESSION_TOKEN !== undefined && { sessionToken: env.AWS_SESSION_TOKEN })
+        }
+      }),
+      timeoutMs: int('S3_TIMEOUT_MS', 10_000, 100),
+      connectTimeoutMs: int('S3_CONNECT_TIMEOUT_MS', 3000, 100),
+      maxSockets: int('S3_MAX_SOCKETS', 64, 1, 4096),
+      maxAttempts: int('S3_MAX_ATTEMPTS', 3, 1, 10)
+    },
+    threatstack: {
+      baseUrl: (env.THREATSTACK_BASE_URL ?? (tsAuth.kind === 'hawk' ? THREATSTACK_V2_URL : THREATSTACK_V1_URL)).replace(/\/+$/, ''),
+      apiKey: required('THREATSTACK_API_KEY'),
+      auth: tsAuth,
+      timeoutMs: int('THREATSTACK_TIMEOUT_MS', 10_000, 100),
+      connectTimeoutMs: int('THREATSTACK_CONNECT_TIMEOUT_MS', 3000, 100),
+      maxConnections: int('THREATSTACK_MAX_CONNECTIONS', 64, 1, 4096),
+      maxResponseBytes: int('THREATSTACK_MAX_RESPONSE_BYTES', 1024 * 1024, 1024)
+    },
+    auth: { mode: authMode, ingestTokens, readTokens },
+    sns: {
+      enabled: bool(env.SNS_ENABLED, true),
+      ...(topicArns.length > 0 && { topicArns }),
+      ...(env.SNS_CERTS_DIR !== undefined && { certsDir: env.SNS_CERTS_DIR })
+    },
+    archive: { concurrency: int('ARCHIVE_CONCURRENCY', 8, 1, 256) },
+    status: {
+      timeoutMs: int('STATUS_TIMEOUT_MS', 2000, 100),
+      cacheMs: int('STATUS_CACHE_MS', 5000, 0)
+    }
+  }
+}

@@ -1,0 +1,88 @@
+// `npm run dev` on a fresh clone: whatever upstream is not configured gets a local stand-in
+// (s3rver on .dev/s3, the Threat Stack simulator), and dev tokens when none are set.
+import { mkdir } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
+import { loadConfig, readEnv, type Config } from '../config.js'
+import { LOCAL_S3_CREDENTIALS, startLocalS3 } from './local-s3.js'
+import { startThreatStackSimulator } from './threatstack-simulator.js'
+
+export const DEV_BUCKET = 'threatstack-archive'
+export const DEV_INGEST_TOKEN = 'dev-ingest-token-0001'
+export const DEV_READ_TOKEN = 'dev-read-token-0001'
+const DEV_DATA_DIR = resolve('.dev', 's3')
+
+export interface LocalDependencies {
+  config: Config
+  /** Logs where everything is and a curl to try, once the server listens. */
+  announce (addresses: AddressInfo[]): void
+  close (): Promise<void>
+}
+
+export async function startLocalDependencies (log: FastifyBaseLogger, source = readEnv()): Promise<LocalDependencies> {
+  const env = { ...source }
+  const closers: Array<() => Promise<void>> = []
+  const notes: string[] = []
+
+  if (env.AWS_ENDPOINT_URL_S3 === undefined && env.TS_AWS_S3_BUCKET === undefined) {
+    await mkdir(DEV_DATA_DIR, { recursive: true })
+    const s3 = await startLocalS3({ directory: DEV_DATA_DIR, buckets: [DEV_BUCKET] })
+    closers.push(async () => s3.close())
+    Object.assign(env, {
+      AWS_ENDPOINT_URL_S3: s3.endpoint,
+      TS_AWS_S3_BUCKET: DEV_BUCKET,
+      AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey
+    })
+    notes.push(`embedded S3 (s3rver) at ${s3.endpoint}, bucket "${DEV_BUCKET}", data in ${DEV_DATA_DIR}`)
+  }
+
+  if (env.THREATSTACK_API_KEY === undefined) {
+    const simulator = await startThreatStackSimulator({ apiKey: 'dev-api-key', userId: 'dev-user', organizationId: 'dev-org' })
+    closers.push(async () => simulator.close())
+    Object.assign(env, {
+      THREATSTACK_BASE_URL: simulator.url,
+      THREATSTACK_API_KEY: 'dev-api-key',
+      THREATSTACK_USER_ID: 'dev-user',
+      THREATSTACK_ORGANIZATION_ID: 'dev-org'
+    })
+    notes.push(`Threat Stack simulator at ${simulator.url} (Hawk)`)
+  }
+
+  if (env.AUTH_MODE !== 'none' && env.INGEST_TOKENS === undefined && env.READ_TOKENS === undefined) {
+    Object.assign(env, { INGEST_TOKENS: DEV_INGEST_TOKEN, READ_TOKENS: DEV_READ_TOKEN })
+    notes.push(`dev tokens: ingest "${DEV_INGEST_TOKEN}", read "${DEV_READ_TOKEN}"`)
+  }
+
+  const close = async (): Promise<void> => { await Promise.all(closers.map(async (c) => c())) }
+  let config: Config
+  try {
+    config = loadConfig(env)
+  } catch (err) {
+    await close()
+    throw err
+  }
+  for (const note of notes) log.info(`dev: ${note}`)
+
+  return {
+    config,
+    close,
+    announce (addresses) {
+      const address = addresses.find((a) => a.family === 'IPv4') ?? addresses[0]
+      if (address === undefined) return
+      const host = address.address === '0.0.0.0' || address.address === '::' ? 'localhost' : address.address
+      const base = `http://${host}:${address.port}`
+      const ingest = config.auth.ingestTokens[0] ?? '<ingest token>'
+      const read = config.auth.readTokens[0] ?? '<read token>'
+      const id = '587c0159a907346eccb84004'
+      log.info([
+        `dev: service at ${base}  (health: ${base}/health, status: ${base}/api/v1/s3/status)`,
+        'dev: archive a sample webhook, then read it back:',
+        `  curl -s -X POST ${base}/api/v1/s3/alert -H 'authorization: Bearer ${ingest}' -H 'content-type: application/json' \\`,
+        `    -d '{"alerts":[{"id":"${id}","created_at":"1484521800000","severity":"2","title":"Sample alert"}]}'`,
+        `  curl -s ${base}/api/v1/s3/alert/${id} -H 'authorization: Bearer ${read}'`
+      ].join('\n'))
+    }
+  }
+}

@@ -1,0 +1,62 @@
+// Bearer tokens with a scope each (ingest, read); `?token=` accepted on ingest routes only.
+import fp from 'fastify-plugin'
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import { AuthenticationError, AuthorizationError } from '../errors/index.js'
+
+export type Scope = 'ingest' | 'read'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** An onRequest hook that lets through only a token of `scope`. */
+    requireToken: (scope: Scope) => onRequestAsyncHookHandler
+  }
+}
+
+const digest = (token: string): Buffer => createHash('sha256').update(token).digest()
+
+/**
+ * Which scopes a presented token has. Every known token is compared, in constant time over
+ * fixed-length digests, so neither timing nor length tells how close a guess was.
+ */
+export function scopesOf (token: string, known: Array<{ digest: Buffer, scope: Scope }>): Set<Scope> {
+  const presented = digest(token)
+  const scopes = new Set<Scope>()
+  for (const entry of known) {
+    if (timingSafeEqual(presented, entry.digest)) scopes.add(entry.scope)
+  }
+  return scopes
+}
+
+function presentedToken (request: FastifyRequest, allowQuery: boolean): string | undefined {
+  const header = request.headers.authorization
+  if (header !== undefined) {
+    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header)
+    return match?.[1] ?? ''
+  }
+  if (!allowQuery) return undefined
+  const token = (request.query as { token?: unknown } | undefined)?.token
+  return typeof token === 'string' ? token : undefined
+}
+
+export default fp(async function authPlugin (app) {
+  const { mode, ingestTokens, readTokens } = app.config.auth
+  if (mode === 'none') {
+    app.log.warn('AUTH_MODE=none: no token is checked; a gateway in front must authenticate callers')
+    app.decorate('requireToken', () => async () => {})
+    return
+  }
+  const known = [
+    ...ingestTokens.map((token) => ({ digest: digest(token), scope: 'ingest' as const })),
+    ...readTokens.map((token) => ({ digest: digest(token), scope: 'read' as const }))
+  ]
+  app.decorate('requireToken', (scope: Scope) => async (request) => {
+    const token = presentedToken(request, scope === 'ingest')
+    const scopes = token === undefined || token === '' ? new Set<Scope>() : scopesOf(token, known)
+    if (scopes.size === 0) {
+      // Missing and unknown tokens get the same answer: a 401 says nothing about which tokens exist.
+      throw new AuthenticationError()
+    }
+    if (!scopes.has(scope)) throw new AuthorizationError()
+  })
+}, { name: 'auth', decorators: { fastify: ['config'] }, fastify: '5.x' })

@@ -1,0 +1,93 @@
+// The one error handler and not-found handler: every failure leaves as the JSON envelope,
+// and only the envelope; the error and its cause chain go to the log.
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest, FastifyError } from 'fastify'
+import {
+  AuthenticationError, PayloadTooLargeError, RequestValidationError, RouteNotFoundError, ServiceError,
+  UnexpectedException, UnsupportedMediaTypeError, WebhookDataError
+} from '../errors/index.js'
+
+const MAX_DETAILS = 20
+const MAX_DETAIL_LENGTH = 200
+
+interface ValidationIssue { instancePath?: string, message?: string }
+
+function isFastifyError (err: unknown): err is FastifyError & { validation?: ValidationIssue[], validationContext?: string } {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string'
+}
+
+function validationDetails (issues: ValidationIssue[]): string[] {
+  return issues.slice(0, MAX_DETAILS).map((v) =>
+    `${v.instancePath === undefined || v.instancePath === '' ? '/' : v.instancePath} ${v.message ?? 'is invalid'}`.slice(0, MAX_DETAIL_LENGTH))
+}
+
+/** Maps anything thrown anywhere to one of our errors. */
+export function toServiceError (err: unknown): ServiceError {
+  if (err instanceof ServiceError) return err
+  if (!isFastifyError(err)) return new UnexpectedException({ cause: err })
+  if (err.validation !== undefined) {
+    const details = validationDetails(err.validation)
+    return err.validationContext === 'body'
+      ? new WebhookDataError('Webhook body is invalid', { cause: err, details })
+      : new RequestValidationError('Request parameters are invalid', { cause: err, details })
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new PayloadTooLargeError('Request body is too large', { cause: err })
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new UnsupportedMediaTypeError('Content type must be application/json or text/plain', { cause: err })
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new WebhookDataError('Webhook body is empty', { cause: err })
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new WebhookDataError('Webhook body is not valid JSON', { cause: err })
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new RequestValidationError('Content-Length does not match the body', { cause: err })
+    case 'FST_ERR_BAD_URL':
+      return new RequestValidationError('URL is malformed', { cause: err })
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new RequestValidationError('A path parameter is too long', { cause: err })
+    default:
+  }
+  // Other 4xx from Fastify or its parsers (a poisoned JSON body, an aborted upload).
+  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+    return new RequestValidationError('Request is invalid', { cause: err })
+  }
+  return new UnexpectedException({ cause: err })
+}
+
+export interface ErrorEnvelope {
+  success: false
+  error: { type: string, message: string, requestId: string, details?: string[] }
+}
+
+export function envelope (err: ServiceError, requestId: string): ErrorEnvelope {
+  return {
+    success: false,
+    error: {
+      type: err.name,
+      message: err.message,
+      requestId,
+      ...(err.details !== undefined && { details: err.details })
+    }
+  }
+}
+
+/** Logs once (5xx as errors with the cause chain, 4xx at info) and sends the envelope. */
+export function sendError (raw: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const err = toServiceError(raw)
+  if (err.statusCode >= 500) request.log.error({ err }, err.message)
+  else request.log.info({ err }, err.message)
+  if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds))
+  if (err instanceof AuthenticationError) reply.header('www-authenticate', 'Bearer realm="threatstack-to-s3"')
+  return reply.code(err.statusCode).type('application/json; charset=utf-8').send(envelope(err, request.id))
+}
+
+/** Fastify's `frameworkErrors` option: errors raised before routing (a malformed URL). */
+export function frameworkErrors (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  sendError(err, request, reply)
+}
+
+export default fp(async function errorsPlugin (app) {
+  app.setErrorHandler(async (err, request, reply) => sendError(err, request, reply))
+  app.setNotFoundHandler(async (request, reply) => sendError(new RouteNotFoundError(), request, reply))
+}, { name: 'errors', fastify: '5.x' })

@@ -1,0 +1,44 @@
+// POST /alert (ingest), GET /alert/:alert_id (read). Registered under every archive prefix.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { alertsOf, WebhookBodySchema } from '../schemas/alert.js'
+import { AlertIdParamsSchema, IngestQuerySchema } from '../schemas/query.js'
+import { AlertReplySchema, ArchiveReplySchema, errorResponses } from '../schemas/envelope.js'
+import { archiveAlerts, type ArchiveDeps } from '../services/archive.js'
+import { getAlert } from '../services/search.js'
+
+const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { bucket, prefix } = app.config.s3
+  const store = { s3: app.s3, bucket, prefix }
+  const archiveDeps: ArchiveDeps = { store, threatstack: app.threatstack, concurrency: app.config.archive.concurrency }
+
+  app.post('/alert', {
+    onRequest: app.requireToken('ingest'),
+    schema: {
+      summary: 'Archive alerts posted by a Threat Stack webhook',
+      description: 'Stores each alert as received and its full version fetched from Threat Stack. ' +
+        'Answers 200 only when every alert is stored; otherwise an error, so that the sender retries.',
+      operationId: 'archiveAlerts',
+      querystring: IngestQuerySchema,
+      body: WebhookBodySchema,
+      response: { 200: ArchiveReplySchema, ...errorResponses }
+    }
+  }, async (request) => ({
+    success: true as const,
+    archived: await archiveAlerts(archiveDeps, alertsOf(request.body))
+  }))
+
+  app.get('/alert/:alert_id', {
+    onRequest: app.requireToken('read'),
+    schema: {
+      summary: 'One archived alert',
+      operationId: 'getAlert',
+      params: AlertIdParamsSchema,
+      response: { 200: AlertReplySchema, ...errorResponses }
+    }
+  }, async (request) => ({
+    success: true as const,
+    alert: await getAlert({ store }, request.params.alert_id)
+  }))
+}
+
+export default alertRoutes

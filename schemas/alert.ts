@@ -1,0 +1,55 @@
+// TypeBox schemas of what Threat Stack posts: an alert, a batch of alerts, either one.
+import { Type, type Static } from '@sinclair/typebox'
+
+/** 23:59:59.999 UTC on 9999-12-31, the last millisecond a four-digit year can name. */
+export const MAX_CREATED_AT_MS = 253_402_300_799_999
+
+// An id becomes part of a URL path and of an S3 key: nothing but these characters may pass.
+export const AlertIdSchema = Type.String({
+  minLength: 4,
+  maxLength: 128,
+  pattern: '^[A-Za-z0-9_-]+$',
+  description: 'Threat Stack alert id',
+  examples: ['587c0159a907346eccb84004']
+})
+
+export const AlertSchema = Type.Object({
+  id: AlertIdSchema,
+  // Threat Stack sends created_at as a string of digits; the Python service's archives hold numbers.
+  created_at: Type.Union([
+    Type.Integer({ minimum: 0, maximum: MAX_CREATED_AT_MS }),
+    Type.String({ pattern: '^[0-9]{1,15}$' })
+  ], { description: 'milliseconds since the epoch, as an integer or a string of digits', examples: ['1484521800000'] }),
+  severity: Type.Optional(Type.Union([
+    Type.Integer({ minimum: 1, maximum: 3 }),
+    Type.String({ pattern: '^[1-3]$' })
+  ], { description: '1 (high) to 3 (low)' })),
+  title: Type.Optional(Type.String()),
+  organization_id: Type.Optional(Type.String()),
+  organization_name: Type.Optional(Type.String()),
+  server_or_region: Type.Optional(Type.String()),
+  source: Type.Optional(Type.String())
+}, { additionalProperties: true, description: 'A Threat Stack alert as its webhook sends it; unknown fields are archived as received' })
+
+export type Alert = Static<typeof AlertSchema>
+
+export const AlertBatchSchema = Type.Object({
+  alerts: Type.Array(AlertSchema, { minItems: 1, maxItems: 100 })
+}, { additionalProperties: true })
+
+export type AlertBatch = Static<typeof AlertBatchSchema>
+
+/** A webhook body: the original service's `{"alerts": [...]}` or one bare alert. */
+export const WebhookBodySchema = Type.Union([AlertBatchSchema, AlertSchema])
+
+export type WebhookBody = Static<typeof WebhookBodySchema>
+
+export function alertsOf (body: WebhookBody): Alert[] {
+  return 'alerts' in body && Array.isArray(body.alerts) ? body.alerts : [body as Alert]
+}
+
+/** created_at in milliseconds; NaN when outside 1970-9999 (a digit string may exceed the bound). */
+export function createdAtMs (alert: Alert): number {
+  const ms = Number(alert.created_at)
+  return Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_CREATED_AT_MS ? ms : Number.NaN
+}

@@ -1,0 +1,74 @@
+// JSON objects in S3. This is where every SDK failure becomes an S3ClientError.
+import {
+  GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3ServiceException,
+  type S3Client
+} from '@aws-sdk/client-s3'
+import { S3ClientError } from '../errors/index.js'
+
+export interface Store {
+  s3: S3Client
+  bucket: string
+  /** Normalised key prefix, '' when none. */
+  prefix: string
+}
+
+// Error names S3 and S3-compatible servers use when asking callers to slow down.
+const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'RequestThrottled'])
+
+export function isThrottling (err: unknown): boolean {
+  if (!(err instanceof S3ServiceException)) return false
+  const status = err.$metadata?.httpStatusCode
+  return THROTTLING.has(err.name) || status === 503 || status === 429
+}
+
+/** Wraps any failure of an S3 call; the SDK's error stays as `cause`, for the log only. */
+export function toS3ClientError (err: unknown): S3ClientError {
+  return new S3ClientError({ cause: err, throttled: isThrottling(err) })
+}
+
+function isNoSuchKey (err: unknown): boolean {
+  // A missing bucket is a 404 too, and must not look like a missing alert.
+  return err instanceof S3ServiceException && (err.name === 'NoSuchKey' ||
+    (err.name !== 'NoSuchBucket' && err.$metadata?.httpStatusCode === 404))
+}
+
+/** Writes `value` as a JSON object. @throws S3ClientError */
+export async function putJson (store: Store, key: string, value: unknown, signal?: AbortSignal): Promise<void> {
+  try {
+    await store.s3.send(new PutObjectCommand({
+      Bucket: store.bucket,
+      Key: key,
+      Body: JSON.stringify(value),
+      ContentType: 'application/json'
+    }), { abortSignal: signal })
+  } catch (err) {
+    throw toS3ClientError(err)
+  }
+}
+
+/** Reads a JSON object; undefined when there is no such key. @throws S3ClientError */
+export async function getJson (store: Store, key: string, signal?: AbortSignal): Promise<unknown> {
+  let text: string
+  try {
+    const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: signal })
+    text = await (res.Body?.transformToString('utf-8') ?? Promise.resolve(''))
+  } catch (err) {
+    if (isNoSuchKey(err)) return undefined
+    throw toS3ClientError(err)
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    // The object exists but S3 gave back something that is not JSON: a failure of the store, not of the caller.
+    throw new S3ClientError({ cause: new Error(`Object ${key} is not JSON`, { cause: err }) })
+  }
+}
+
+/** Resolves when the bucket is reachable with our credentials. @throws S3ClientError */
+export async function checkBucket (store: Store, signal?: AbortSignal): Promise<void> {
+  try {
+    await store.s3.send(new HeadBucketCommand({ Bucket: store.bucket }), { abortSignal: signal })
+  } catch (err) {
+    throw toS3ClientError(err)
+  }
+}

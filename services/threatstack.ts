@@ -1,0 +1,134 @@
+// The Threat Stack REST API client: authentication, timeouts, and the classification of
+// every way a call can fail into ThreatStackRequestError or ThreatStackAPIError.
+import { Agent, request, type Dispatcher } from 'undici'
+import Hawk from 'hawk'
+import type { Config } from '../config.js'
+import {
+  DEFAULT_RETRY_AFTER_SECONDS, ThreatStackAPIError, ThreatStackRequestError, type ThreatStackError
+} from '../errors/index.js'
+
+export interface ThreatStackClient {
+  readonly dispatcher: Dispatcher
+  readonly baseUrl: string
+  readonly timeoutMs: number
+  /** The Authorization header for one request. */
+  authorization (url: string, method: string): string
+}
+
+/** One connection pool per process, with keep-alive, timeouts and a response size cap. */
+export function createThreatStackClient (cfg: Config['threatstack']): ThreatStackClient {
+  const dispatcher = new Agent({
+    connections: cfg.maxConnections,
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 60_000,
+    connect: { timeout: cfg.connectTimeoutMs },
+    headersTimeout: cfg.timeoutMs,
+    bodyTimeout: cfg.timeoutMs,
+    maxResponseSize: cfg.maxResponseBytes
+  })
+  const { auth, apiKey } = cfg
+  return {
+    dispatcher,
+    baseUrl: cfg.baseUrl,
+    timeoutMs: cfg.timeoutMs,
+    authorization: auth.kind === 'hawk'
+      // API v2: Hawk with sha256, the organization id in `ext`.
+      ? (url, method) => Hawk.client.header(url, method, {
+          credentials: { id: auth.userId, key: apiKey, algorithm: 'sha256' },
+          ext: auth.organizationId
+        }).header
+      // API v1: the key itself is the header.
+      : () => apiKey
+  }
+}
+
+export async function closeThreatStackClient (client: ThreatStackClient): Promise<void> {
+  await client.dispatcher.close()
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+
+function isTimeout (err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  const code = (err as { code?: unknown }).code
+  return err.name === 'TimeoutError' || (typeof code === 'string' && TIMEOUT_CODES.has(code))
+}
+
+/** Refused, reset, timed out, size cap exceeded: the request did not complete. */
+function requestFailed (err: unknown): ThreatStackRequestError {
+  return new ThreatStackRequestError({ cause: err, timedOut: isTimeout(err) })
+}
+
+/** Seconds from a Retry-After header (delta-seconds or HTTP date), bounded to 1 s..1 h. */
+export function retryAfterSeconds (value: string | string[] | undefined, now = Date.now()): number {
+  const raw = Array.isArray(value) ? value[0] : value
+  if (raw === undefined) return DEFAULT_RETRY_AFTER_SECONDS
+  const seconds = /^\s*\d+\s*$/.test(raw) ? Number(raw) : Math.ceil((Date.parse(raw) - now) / 1000)
+  return Number.isFinite(seconds) ? Math.min(Math.max(seconds, 1), 3600) : DEFAULT_RETRY_AFTER_SECONDS
+}
+
+/** What Threat Stack answered, for the log: never sent to a client. */
+class UpstreamAnswer extends Error {
+  constructor (method: string, path: string, statusCode: number, contentType: unknown, body: string, cause?: unknown) {
+    super(`${method} ${path} answered ${statusCode} (${String(contentType ?? 'no content-type')}): ${body.slice(0, 200)}`, { cause })
+    this.name = 'UpstreamAnswer'
+  }
+}
+
+/**
+ * GETs a JSON object from the API.
+ * @throws ThreatStackRequestError when the call did not complete or the answer is not a JSON object
+ *   (504 when it timed out); ThreatStackAPIError when Threat Stack answered with a JSON error.
+ */
+export async function getObject (client: ThreatStackClient, path: string, timeoutMs = client.timeoutMs): Promise<Record<string, unknown>> {
+  const url = client.baseUrl + path
+  let statusCode: number
+  let headers: Record<string, string | string[] | undefined>
+  let text: string
+  try {
+    const res = await request(url, {
+      method: 'GET',
+      dispatcher: client.dispatcher,
+      headers: { authorization: client.authorization(url, 'GET'), accept: 'application/json' },
+      signal: AbortSignal.timeout(timeoutMs)
+    })
+    statusCode = res.statusCode
+    headers = res.headers
+    text = await res.body.text()
+  } catch (err) {
+    throw requestFailed(err)
+  }
+
+  let json: unknown
+  let parseError: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    parseError = err
+  }
+  const isObject = typeof json === 'object' && json !== null && !Array.isArray(json)
+  const answer = (): UpstreamAnswer => new UpstreamAnswer('GET', path, statusCode, headers['content-type'], text, parseError)
+
+  if (statusCode >= 200 && statusCode < 300) {
+    if (isObject) return json as Record<string, unknown>
+    throw new ThreatStackRequestError({ upstreamStatus: statusCode, cause: answer() })
+  }
+  if (statusCode === 429) {
+    throw new ThreatStackAPIError(429, { cause: answer(), retryAfterSeconds: retryAfterSeconds(headers['retry-after']) })
+  }
+  // A JSON error is Threat Stack speaking; anything else (a balancer's HTML page) is the path to it failing.
+  const error: ThreatStackError = json === undefined
+    ? new ThreatStackRequestError({ upstreamStatus: statusCode, cause: answer() })
+    : new ThreatStackAPIError(statusCode, { cause: answer() })
+  throw error
+}
+
+/** The full alert. @throws ThreatStackRequestError | ThreatStackAPIError */
+export async function fetchAlert (client: ThreatStackClient, id: string): Promise<Record<string, unknown>> {
+  return await getObject(client, `/alerts/${encodeURIComponent(id)}`)
+}
+
+/** An authenticated call that proves the API is reachable with our key (as the Python service did). */
+export async function checkThreatStack (client: ThreatStackClient, timeoutMs: number): Promise<void> {
+  await getObject(client, '/alerts?count=1', timeoutMs)
+}

@@ -1,0 +1,23 @@
+// What no response may ever contain (SPEC "Errors"), as one assertion.
+import { SECRETS, TOKENS } from './build.js'
+
+type Tap = { notMatch: (found: unknown, pattern: RegExp, message?: string) => void }
+
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+const FORBIDDEN: Array<[string, RegExp]> = [
+  ['a stack line', /\bat [^\s]+ \(|\n\s+at /],
+  ['a source path', /\/work\/|node_modules|[\w-]+\.(ts|js|mjs):\d+/],
+  ['an upstream host or port', /127\.0\.0\.1|localhost|::1|:\d{4,5}\b/],
+  ['an undici or system error', /ECONN|EPIPE|ETIMEDOUT|ENOTFOUND|UND_ERR|socket hang up|other side closed|fetch failed/i],
+  ['an SDK message', /NoSuchBucket|NoSuchKey|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|specified bucket|\$metadata|AWS|Hawk/],
+  ['upstream HTML', /<html|<\/|nginx/i],
+  ['a secret', new RegExp([...Object.values(SECRETS), ...Object.values(TOKENS)].map(escape).join('|'))],
+  ['S3RVER credentials', /S3RVER/]
+]
+
+/** Asserts that a response body says nothing it must not. */
+export function assertNoLeak (t: Tap, body: string, extra: string[] = []): void {
+  for (const [what, pattern] of FORBIDDEN) t.notMatch(body, pattern, `no ${what} in the body`)
+  for (const value of extra) t.notMatch(body, new RegExp(escape(value)), 'no extra secret in the body')
+}
