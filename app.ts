@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fast
 import type { Config } from './config.js'
 import errorsPlugin, { frameworkErrors } from './plugins/errors.js'
 import headersPlugin from './plugins/headers.js'
+import shutdownPlugin from './plugins/shutdown.js'
 import validationPlugin from './plugins/validation.js'
 import bodyPlugin from './plugins/body.js'
 import s3Plugin from './plugins/s3.js'
@@ -41,7 +42,9 @@ export function redactUrl (url: string): string {
   return `${url.slice(0, q)}?${query.join('&')}`
 }
 
-export function loggerOptions (level: string): NonNullable<FastifyServerOptions['logger']> {
+export type LoggerOptions = Exclude<NonNullable<FastifyServerOptions['logger']>, boolean>
+
+export function loggerOptions (level: string): LoggerOptions {
   return {
     level,
     redact: { paths: ['req.headers.authorization', 'headers.authorization', 'config.threatstack.apiKey'], censor: '[redacted]' },
@@ -74,7 +77,8 @@ export function serverOptions (config?: Config): FastifyServerOptions {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     routerOptions: { maxParamLength: 200 },
-    return503OnClosing: true,
+    // plugins/shutdown.ts answers while closing, with the envelope.
+    return503OnClosing: false,
     frameworkErrors
   }
 }
@@ -97,6 +101,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(sensible)
   await fastify.register(errorsPlugin)
   await fastify.register(headersPlugin)
+  await fastify.register(shutdownPlugin)
   await fastify.register(validationPlugin)
   await fastify.register(bodyPlugin)
   await fastify.register(s3Plugin)

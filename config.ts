@@ -167,6 +167,9 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
     return value
   }
 
+  // Required variables are checked in the order of the README's table.
+  const bucket = required('TS_AWS_S3_BUCKET')
+  const apiKey = required('THREATSTACK_API_KEY')
   const authMode = env.AUTH_MODE === 'none' ? 'none' : 'tokens'
   const ingestTokens = list(env.INGEST_TOKENS)
   const readTokens = list(env.READ_TOKENS)
@@ -205,7 +208,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
     },
     logLevel: level,
     s3: {
-      bucket: required('TS_AWS_S3_BUCKET'),
+      bucket,
       prefix: (env.TS_AWS_S3_PREFIX ?? '').replace(/^\/+|\/+$/g, ''),
       region: env.AWS_REGION ?? 'us-east-1',
       ...(env.AWS_ENDPOINT_URL_S3 !== undefined && { endpoint: env.AWS_ENDPOINT_URL_S3 }),
@@ -223,7 +226,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
     },
     threatstack: {
       baseUrl: (env.THREATSTACK_BASE_URL ?? (tsAuth.kind === 'hawk' ? THREATSTACK_V2_URL : THREATSTACK_V1_URL)).replace(/\/+$/, ''),
-      apiKey: required('THREATSTACK_API_KEY'),
+      apiKey,
       auth: tsAuth,
       timeoutMs: int('THREATSTACK_TIMEOUT_MS', 10_000, 100),
       connectTimeoutMs: int('THREATSTACK_CONNECT_TIMEOUT_MS', 3000, 100),

@@ -20,14 +20,14 @@ export interface LocalDependencies {
   close (): Promise<void>
 }
 
-export async function startLocalDependencies (log: FastifyBaseLogger, source = readEnv()): Promise<LocalDependencies> {
+export async function startLocalDependencies (log: FastifyBaseLogger, source = readEnv(), dataDir = DEV_DATA_DIR): Promise<LocalDependencies> {
   const env = { ...source }
   const closers: Array<() => Promise<void>> = []
   const notes: string[] = []
 
   if (env.AWS_ENDPOINT_URL_S3 === undefined && env.TS_AWS_S3_BUCKET === undefined) {
-    await mkdir(DEV_DATA_DIR, { recursive: true })
-    const s3 = await startLocalS3({ directory: DEV_DATA_DIR, buckets: [DEV_BUCKET] })
+    await mkdir(dataDir, { recursive: true })
+    const s3 = await startLocalS3({ directory: dataDir, buckets: [DEV_BUCKET] })
     closers.push(async () => s3.close())
     Object.assign(env, {
       AWS_ENDPOINT_URL_S3: s3.endpoint,
@@ -35,7 +35,7 @@ export async function startLocalDependencies (log: FastifyBaseLogger, source = r
       AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey
     })
-    notes.push(`embedded S3 (s3rver) at ${s3.endpoint}, bucket "${DEV_BUCKET}", data in ${DEV_DATA_DIR}`)
+    notes.push(`embedded S3 (s3rver) at ${s3.endpoint}, bucket "${DEV_BUCKET}", data in ${dataDir}`)
   }
 
   if (env.THREATSTACK_API_KEY === undefined) {

@@ -10,7 +10,14 @@ import type { FastifySchemaCompiler } from 'fastify'
 interface Issue { instancePath: string, message: string }
 
 function issuesOf (schema: TSchema, value: unknown): Issue[] {
-  return [...TypeCompiler.Compile(schema).Errors(value)].map((e) => ({ instancePath: e.path, message: e.message }))
+  const issues = new Map<string, Issue>()
+  for (const e of TypeCompiler.Compile(schema).Errors(value)) {
+    // One issue per path; a union says what it accepts instead of "Expected union value".
+    if (issues.has(e.path)) continue
+    const described = e.schema[Kind] === 'Union' && typeof e.schema.description === 'string'
+    issues.set(e.path, { instancePath: e.path, message: described ? `must be ${e.schema.description as string}` : e.message })
+  }
+  return [...issues.values()]
 }
 
 /**

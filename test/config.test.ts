@@ -1,0 +1,130 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { ConfigError, loadConfig, THREATSTACK_V1_URL, THREATSTACK_V2_URL } from '../config.js'
+
+const base = {
+  TS_AWS_S3_BUCKET: 'archive-bucket',
+  THREATSTACK_API_KEY: 'api-key-SECRET-value',
+  INGEST_TOKENS: 'ingest-token-0123456789',
+  READ_TOKENS: 'read-token-0123456789a'
+}
+
+function rejects (t: Test, env: Record<string, string | undefined>, variable: string, secret?: string): void {
+  try {
+    loadConfig(env)
+    t.fail(`expected ${variable} to be rejected`)
+  } catch (err) {
+    t.type(err, ConfigError)
+    t.equal((err as ConfigError).variable, variable, `names ${variable}`)
+    t.match((err as Error).message, new RegExp(`^Invalid configuration: ${variable} `))
+    t.notMatch((err as Error).message, /\n/, 'one line')
+    if (secret !== undefined) t.notMatch((err as Error).message, secret, 'never prints the value')
+  }
+}
+
+t.test('defaults for a minimal environment', async (t) => {
+  const config = loadConfig(base)
+  t.equal(config.server.port, 3000)
+  t.equal(config.server.host, '0.0.0.0')
+  t.equal(config.s3.region, 'us-east-1')
+  t.equal(config.s3.prefix, '')
+  t.equal(config.s3.endpoint, undefined)
+  t.equal(config.s3.credentials, undefined, 'the SDK credential chain decides')
+  t.equal(config.auth.mode, 'tokens')
+  t.same(config.auth.ingestTokens, [base.INGEST_TOKENS])
+  t.same(config.threatstack.auth, { kind: 'legacy' })
+  t.equal(config.threatstack.baseUrl, THREATSTACK_V1_URL, 'legacy key: API v1')
+  t.equal(config.logLevel, 'info')
+  t.equal(config.sns.enabled, true)
+  t.equal(config.sns.topicArns, undefined)
+  t.equal(config.server.trustProxy, false)
+  t.ok(config.server.keepAliveTimeoutMs > 60_000, 'keep-alive outlives a 60 s balancer idle timeout')
+})
+
+t.test('Hawk when both user and organization ids are set, with the v2 base URL', async (t) => {
+  const config = loadConfig({ ...base, THREATSTACK_USER_ID: 'user-1', THREATSTACK_ORGANIZATION_ID: 'org-1' })
+  t.same(config.threatstack.auth, { kind: 'hawk', userId: 'user-1', organizationId: 'org-1' })
+  t.equal(config.threatstack.baseUrl, THREATSTACK_V2_URL)
+  const custom = loadConfig({ ...base, THREATSTACK_BASE_URL: 'http://ts.internal:8080/v2/' })
+  t.equal(custom.threatstack.baseUrl, 'http://ts.internal:8080/v2', 'trailing slash dropped')
+})
+
+t.test('one Hawk id without the other is an error naming the missing one', async (t) => {
+  rejects(t, { ...base, THREATSTACK_USER_ID: 'user-1' }, 'THREATSTACK_ORGANIZATION_ID')
+  rejects(t, { ...base, THREATSTACK_ORGANIZATION_ID: 'org-1' }, 'THREATSTACK_USER_ID')
+})
+
+t.test('required variables', async (t) => {
+  rejects(t, { ...base, TS_AWS_S3_BUCKET: undefined }, 'TS_AWS_S3_BUCKET')
+  rejects(t, { ...base, TS_AWS_S3_BUCKET: '   ' }, 'TS_AWS_S3_BUCKET')
+  rejects(t, { ...base, THREATSTACK_API_KEY: undefined }, 'THREATSTACK_API_KEY')
+  rejects(t, { ...base, INGEST_TOKENS: undefined }, 'INGEST_TOKENS')
+  rejects(t, { ...base, READ_TOKENS: undefined }, 'READ_TOKENS')
+})
+
+t.test('AUTH_MODE=none needs no tokens', async (t) => {
+  const config = loadConfig({ ...base, INGEST_TOKENS: undefined, READ_TOKENS: undefined, AUTH_MODE: 'none' })
+  t.equal(config.auth.mode, 'none')
+  rejects(t, { ...base, AUTH_MODE: 'open' }, 'AUTH_MODE')
+})
+
+t.test('malformed values name the variable and never print the value', async (t) => {
+  rejects(t, { ...base, PORT: 'eighty' }, 'PORT')
+  rejects(t, { ...base, PORT: '70000' }, 'PORT')
+  rejects(t, { ...base, TS_AWS_S3_BUCKET: 'Bad_Bucket' }, 'TS_AWS_S3_BUCKET')
+  rejects(t, { ...base, TS_AWS_S3_PREFIX: 'a/../b' }, 'TS_AWS_S3_PREFIX')
+  rejects(t, { ...base, AWS_ENDPOINT_URL_S3: 'ftp://x' }, 'AWS_ENDPOINT_URL_S3')
+  rejects(t, { ...base, THREATSTACK_API_KEY: 'has SECRET space' }, 'THREATSTACK_API_KEY', 'SECRET')
+  rejects(t, { ...base, INGEST_TOKENS: 'short-SECRET' }, 'INGEST_TOKENS', 'short-SECRET')
+  rejects(t, { ...base, READ_TOKENS: 'read-token-0123456789a,,x' }, 'READ_TOKENS', 'read-token')
+  rejects(t, { ...base, LOG_LEVEL: 'verbose' }, 'LOG_LEVEL')
+  rejects(t, { ...base, SNS_ENABLED: 'maybe' }, 'SNS_ENABLED')
+  rejects(t, { ...base, SNS_TOPIC_ARNS: 'topic-1' }, 'SNS_TOPIC_ARNS')
+  rejects(t, { ...base, ARCHIVE_CONCURRENCY: '0' }, 'ARCHIVE_CONCURRENCY')
+  rejects(t, { ...base, THREATSTACK_TIMEOUT_MS: '-5' }, 'THREATSTACK_TIMEOUT_MS')
+  rejects(t, { ...base, AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE' }, 'AWS_SECRET_ACCESS_KEY')
+  rejects(t, { ...base, AWS_SECRET_ACCESS_KEY: 'SECRET-key' }, 'AWS_ACCESS_KEY_ID', 'SECRET-key')
+})
+
+t.test('values are read and normalised', async (t) => {
+  const config = loadConfig({
+    ...base,
+    PORT: '8080',
+    HOST: '127.0.0.1',
+    TS_AWS_S3_PREFIX: '/tenant-a/archive/',
+    AWS_REGION: 'eu-west-1',
+    AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000',
+    AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+    AWS_SECRET_ACCESS_KEY: 'secret',
+    INGEST_TOKENS: 'ingest-token-0123456789 , ingest-token-9876543210',
+    SNS_ENABLED: 'false',
+    SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:alerts,arn:aws:sns:us-east-1:123456789012:other',
+    SNS_CERTS_DIR: '/etc/sns-certs',
+    TRUST_PROXY: '2',
+    ARCHIVE_CONCURRENCY: '4'
+  })
+  t.equal(config.server.port, 8080)
+  t.equal(config.server.host, '127.0.0.1')
+  t.equal(config.s3.prefix, 'tenant-a/archive')
+  t.equal(config.s3.region, 'eu-west-1')
+  t.equal(config.s3.endpoint, 'http://127.0.0.1:9000')
+  t.same(config.s3.credentials, { accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 'secret' })
+  t.same(config.auth.ingestTokens, ['ingest-token-0123456789', 'ingest-token-9876543210'])
+  t.equal(config.sns.enabled, false)
+  t.same(config.sns.topicArns, ['arn:aws:sns:us-east-1:123456789012:alerts', 'arn:aws:sns:us-east-1:123456789012:other'])
+  t.equal(config.sns.certsDir, '/etc/sns-certs')
+  t.equal(config.server.trustProxy, 2)
+  t.same(loadConfig({ ...base, TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).server.trustProxy, ['10.0.0.0/8', '127.0.0.1'])
+  t.equal(loadConfig({ ...base, TRUST_PROXY: 'true' }).server.trustProxy, true)
+  t.equal(config.archive.concurrency, 4)
+})
+
+t.test("TS_DEBUG, the Python service's switch, sets the level to debug", async (t) => {
+  t.equal(loadConfig({ ...base, TS_DEBUG: '1', LOG_LEVEL: 'warn' }).logLevel, 'debug')
+  t.equal(loadConfig({ ...base, LOG_LEVEL: 'warn' }).logLevel, 'warn')
+})
+
+t.test('variables outside the schema are ignored, empty ones count as unset', async (t) => {
+  const config = loadConfig({ ...base, UNRELATED: 'x', AWS_REGION: '' })
+  t.equal(config.s3.region, 'us-east-1')
+})
