@@ -49,6 +49,7 @@ export const EnvSchema = Type.Object({
   S3_MAX_SOCKETS: str('a number of sockets', INT),
   S3_MAX_ATTEMPTS: str('a number of attempts', INT),
   ARCHIVE_CONCURRENCY: str('a number of alerts', INT),
+  SEARCH_CONCURRENCY: str('a number of S3 reads', INT),
   STATUS_TIMEOUT_MS: str('milliseconds', INT),
   STATUS_CACHE_MS: str('milliseconds', INT)
 })
@@ -104,6 +105,7 @@ export interface Config {
     certsDir?: string
   }
   archive: { concurrency: number }
+  search: { concurrency: number }
   status: { timeoutMs: number, cacheMs: number }
 }
 
@@ -240,6 +242,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       ...(env.SNS_CERTS_DIR !== undefined && { certsDir: env.SNS_CERTS_DIR })
     },
     archive: { concurrency: int('ARCHIVE_CONCURRENCY', 8, 1, 256) },
+    search: { concurrency: int('SEARCH_CONCURRENCY', 16, 1, 256) },
     status: {
       timeoutMs: int('STATUS_TIMEOUT_MS', 2000, 100),
       cacheMs: int('STATUS_CACHE_MS', 5000, 0)

@@ -1,9 +1,10 @@
 // The one error handler and not-found handler: every failure leaves as the JSON envelope,
 // and only the envelope; the error and its cause chain go to the log.
 import fp from 'fastify-plugin'
+import { inspect } from 'node:util'
 import type { FastifyReply, FastifyRequest, FastifyError } from 'fastify'
 import {
-  AuthenticationError, PayloadTooLargeError, RequestValidationError, RouteNotFoundError, ServiceError,
+  AuthenticationError, DateParseError, PayloadTooLargeError, RequestValidationError, RouteNotFoundError, ServiceError,
   UnexpectedException, UnsupportedMediaTypeError, WebhookDataError
 } from '../errors/index.js'
 
@@ -24,11 +25,16 @@ function validationDetails (issues: ValidationIssue[]): string[] {
 /** Maps anything thrown anywhere to one of our errors. */
 export function toServiceError (err: unknown): ServiceError {
   if (err instanceof ServiceError) return err
+  // The log's error serializer drops a cause that is not an Error: wrap what was thrown.
+  if (!(err instanceof Error)) return new UnexpectedException({ cause: new Error(`non-Error thrown: ${inspect(err, { depth: 2 }).slice(0, 500)}`) })
   if (!isFastifyError(err)) return new UnexpectedException({ cause: err })
   if (err.validation !== undefined) {
     const details = validationDetails(err.validation)
-    return err.validationContext === 'body'
-      ? new WebhookDataError('Webhook body is invalid', { cause: err, details })
+    if (err.validationContext === 'body') return new WebhookDataError('Webhook body is invalid', { cause: err, details })
+    const aboutDates = err.validationContext === 'querystring' &&
+      err.validation.every((v) => v.instancePath === '/start' || v.instancePath === '/end')
+    return aboutDates
+      ? new DateParseError('start and end are required: RFC 3339 date-times with offset, or dates', { cause: err, details })
       : new RequestValidationError('Request parameters are invalid', { cause: err, details })
   }
   switch (err.code) {
@@ -39,13 +45,14 @@ export function toServiceError (err: unknown): ServiceError {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new WebhookDataError('Webhook body is empty', { cause: err })
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new WebhookDataError('Webhook body is not valid JSON', { cause: err })
+      return new WebhookDataError('Webhook body is not valid JSON, or holds a forbidden key (__proto__, constructor.prototype)', { cause: err })
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new RequestValidationError('Content-Length does not match the body', { cause: err })
+    // These two carry the raw URL, query string and any token in it: they are not kept as causes.
     case 'FST_ERR_BAD_URL':
-      return new RequestValidationError('URL is malformed', { cause: err })
+      return new RequestValidationError('URL is malformed')
     case 'FST_ERR_MAX_PARAM_LENGTH':
-      return new RequestValidationError('A path parameter is too long', { cause: err })
+      return new RequestValidationError('A path parameter is too long')
     default:
   }
   // Other 4xx from Fastify or its parsers (a poisoned JSON body, an aborted upload).
@@ -77,6 +84,9 @@ export function sendError (raw: unknown, request: FastifyRequest, reply: Fastify
   const err = toServiceError(raw)
   if (err.statusCode >= 500) request.log.error({ err }, err.message)
   else request.log.info({ err }, err.message)
+  // Set here too: errors raised before routing (frameworkErrors) skip the onSend hooks.
+  reply.header('x-request-id', request.id)
+  reply.header('x-content-type-options', 'nosniff')
   if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds))
   if (err instanceof AuthenticationError) reply.header('www-authenticate', 'Bearer realm="threatstack-to-s3"')
   return reply.code(err.statusCode).type('application/json; charset=utf-8').send(envelope(err, request.id))

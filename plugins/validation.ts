@@ -1,10 +1,10 @@
 // Request validation with TypeBox's own compiler. Bodies are checked, never coerced or
-// stripped, so an alert is archived exactly as it was received; query strings and
-// params are converted (a `limit` of "10" becomes 10).
+// stripped, so an alert is archived exactly as it was received; in query strings and
+// params, a string of digits becomes the integer a schema asks for (a `limit` of "10"
+// becomes 10) and nothing else is converted ("1.5" and "true" stay strings, and fail).
 import fp from 'fastify-plugin'
 import { Kind, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { Value } from '@sinclair/typebox/value'
 import type { FastifySchemaCompiler } from 'fastify'
 
 interface Issue { instancePath: string, message: string }
@@ -31,10 +31,22 @@ function closestMember (schema: TSchema, value: unknown): TSchema | undefined {
   return members.reduce((best, m) => present(m) > present(best) ? m : best)
 }
 
+const INTEGER = /^-?[0-9]{1,15}$/
+
+function convertStrict (schema: TSchema, input: unknown): unknown {
+  if (schema[Kind] !== 'Object' || typeof input !== 'object' || input === null) return input
+  const properties = schema.properties as Record<string, TSchema>
+  const output: Record<string, unknown> = { ...input }
+  for (const [key, value] of Object.entries(output)) {
+    if (typeof value === 'string' && properties[key]?.[Kind] === 'Integer' && INTEGER.test(value)) output[key] = Number(value)
+  }
+  return output
+}
+
 export const typeBoxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const check = TypeCompiler.Compile(schema)
   return (input: unknown) => {
-    const value = httpPart === 'body' ? input : Value.Convert(schema, input)
+    const value = httpPart === 'body' ? input : convertStrict(schema, input)
     if (check.Check(value)) return { value }
     const member = closestMember(schema, value)
     const issues = member !== undefined ? issuesOf(member, value) : issuesOf(schema, value)

@@ -1,15 +1,17 @@
-// POST /alert (ingest), GET /alert/:alert_id (read). Registered under every archive prefix.
+// POST /alert (ingest), GET /alert/:alert_id and GET /alert?start&end (read).
+// Registered under every archive prefix.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { alertsOf, WebhookBodySchema } from '../schemas/alert.js'
-import { AlertIdParamsSchema, IngestQuerySchema } from '../schemas/query.js'
-import { AlertReplySchema, ArchiveReplySchema, errorResponses } from '../schemas/envelope.js'
+import { AlertIdParamsSchema, IngestQuerySchema, SEARCH_DEFAULT_LIMIT, SearchQuerySchema } from '../schemas/query.js'
+import { AlertReplySchema, ArchiveReplySchema, SearchReplySchema, errorResponses } from '../schemas/envelope.js'
 import { archiveAlerts, type ArchiveDeps } from '../services/archive.js'
-import { getAlert } from '../services/search.js'
+import { decodeCursor, getAlert, parseRange, searchAlerts, type SearchDeps } from '../services/search.js'
 
 const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { bucket, prefix } = app.config.s3
   const store = { s3: app.s3, bucket, prefix }
   const archiveDeps: ArchiveDeps = { store, threatstack: app.threatstack, concurrency: app.config.archive.concurrency }
+  const searchDeps: SearchDeps = { store, concurrency: app.config.search.concurrency }
 
   app.post('/alert', {
     onRequest: app.requireToken('ingest'),
@@ -39,6 +41,26 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     success: true as const,
     alert: await getAlert({ store }, request.params.alert_id)
   }))
+
+  app.get('/alert', {
+    onRequest: app.requireToken('read'),
+    schema: {
+      summary: 'Archived alerts created in a time range',
+      description: 'Alerts with start ≤ created_at < end, exact to the millisecond, in ascending created_at order, ' +
+        'a page at a time. An alert whose webhook record is archived but whose full alert is not is listed in `missing`.',
+      operationId: 'searchAlerts',
+      querystring: SearchQuerySchema,
+      response: { 200: SearchReplySchema, ...errorResponses }
+    }
+  }, async (request) => {
+    const { start, end, limit = SEARCH_DEFAULT_LIMIT, cursor } = request.query
+    const range = parseRange(start, end)
+    const page = await searchAlerts(searchDeps, range, {
+      limit,
+      ...(cursor !== undefined && { after: decodeCursor(range, cursor) })
+    })
+    return { success: true as const, ...page }
+  })
 }
 
 export default alertRoutes

@@ -13,12 +13,27 @@ export const AlertIdSchema = Type.String({
   examples: ['587c0159a907346eccb84004']
 })
 
+/**
+ * A regular expression source matching the strings of up to `max`'s digit count that are at
+ * most `max`: any shorter string of digits, or a full-length one that is not above it digit by digit.
+ */
+export function digitsAtMost (max: number): string {
+  const m = String(max)
+  const n = m.length
+  const alternatives = [`\\d{1,${n - 1}}`, m]
+  for (let i = 0; i < n; i++) {
+    const d = Number(m[i])
+    if (d > 0) alternatives.push(`${m.slice(0, i)}[0-${d - 1}]${i < n - 1 ? `\\d{${n - 1 - i}}` : ''}`)
+  }
+  return `^(?:${alternatives.join('|')})$`
+}
+
 export const AlertSchema = Type.Object({
   id: AlertIdSchema,
   // Threat Stack sends created_at as a string of digits; the Python service's archives hold numbers.
   created_at: Type.Union([
     Type.Integer({ minimum: 0, maximum: MAX_CREATED_AT_MS }),
-    Type.String({ pattern: '^[0-9]{1,15}$' })
+    Type.String({ pattern: digitsAtMost(MAX_CREATED_AT_MS) })
   ], { description: 'milliseconds since the epoch, as an integer or a string of digits', examples: ['1484521800000'] }),
   severity: Type.Optional(Type.Union([
     Type.Integer({ minimum: 1, maximum: 3 }),

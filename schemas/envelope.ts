@@ -36,3 +36,10 @@ export const errorResponses = {
   '4xx': ErrorEnvelopeSchema,
   '5xx': ErrorEnvelopeSchema
 }
+
+export const SearchReplySchema = Type.Object({
+  success: Type.Literal(true),
+  alerts: Type.Array(Type.Object({}, { additionalProperties: true }), { description: 'full alerts, ascending created_at' }),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'pass as `cursor` for the next page; null on the last page' }),
+  missing: Type.Array(Type.String(), { description: 'ids whose webhook record is archived but whose full alert is not (yet)' })
+})

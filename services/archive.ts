@@ -20,10 +20,10 @@ function throwFirstFailure (results: Array<PromiseSettledResult<unknown>>): void
   throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason))
 }
 
-/** Throws when an alert's created_at is a digit string beyond 9999-12-31 (the schema bounds only integers). */
+/** For callers that did not go through the schema: created_at must name a time in 1970-9999. */
 export function assertArchivable (alerts: Alert[]): void {
-  const details = alerts.flatMap((alert, i) => Number.isNaN(createdAtMs(alert))
-    ? [`/alerts/${i}/created_at must be milliseconds within the years 1970 to 9999`]
+  const details = alerts.flatMap((alert) => Number.isNaN(createdAtMs(alert))
+    ? [`created_at of alert ${alert.id} must be milliseconds within the years 1970 to 9999`]
     : [])
   if (details.length > 0) throw new WebhookDataError('Webhook body is invalid', { details })
 }
@@ -35,6 +35,7 @@ export function assertArchivable (alerts: Alert[]): void {
  * @throws ServiceError of the first failure, once both writes have settled.
  */
 export async function archiveAlert (deps: ArchiveDeps, alert: Alert): Promise<void> {
+  assertArchivable([alert])
   const { store } = deps
   const results = await Promise.allSettled([
     putJson(store, webhookKey(store.prefix, alert.id, createdAtMs(alert)), alert),

@@ -19,3 +19,43 @@ export function webhookKey (prefix: string, id: string, createdAtMs: number): st
 export function alertKey (prefix: string, id: string): string {
   return withPrefix(prefix, `alerts/${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`)
 }
+
+export const MINUTE_MS = 60_000
+
+export function minuteStart (ms: number): number {
+  return Math.floor(ms / MINUTE_MS) * MINUTE_MS
+}
+
+/** `[prefix/]webhooks/`: where every webhook record lives. */
+export function webhooksRoot (prefix: string): string {
+  return withPrefix(prefix, 'webhooks/')
+}
+
+const WEBHOOK_KEY = /^webhooks\/(\d{4})\/(\d{2})\/(\d{2})\/(\d{2})\/(\d{2})\/([A-Za-z0-9_-]{4,128})$/
+
+/** The minute and id a webhook record's key names; undefined for any other key. */
+export function parseWebhookKey (prefix: string, key: string): { minuteMs: number, id: string } | undefined {
+  const root = withPrefix(prefix, '')
+  if (!key.startsWith(root)) return undefined
+  const match = WEBHOOK_KEY.exec(key.slice(root.length))
+  if (match === null) return undefined
+  const [, y, mo, d, h, mi, id] = match as unknown as [string, string, string, string, string, string, string]
+  const minuteMs = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi))
+  // Date.UTC maps years 0-99 to 1900-1999; keys of such years are not ours anyway.
+  if (minutePath(minuteMs) !== `${y}/${mo}/${d}/${h}/${mi}`) return undefined
+  return { minuteMs, id }
+}
+
+/**
+ * The listing that covers the minutes from `firstMinuteMs` to `lastMinuteMs` (inclusive): keys sort
+ * chronologically, so it starts after the first minute's own path and stops past the last minute;
+ * its Prefix is what the two minutes' keys have in common, so nothing outside can be listed.
+ */
+export function webhookListing (prefix: string, firstMinuteMs: number, lastMinuteMs: number): { Prefix: string, StartAfter: string } {
+  const first = `${webhooksRoot(prefix)}${minutePath(firstMinuteMs)}/`
+  const last = `${webhooksRoot(prefix)}${minutePath(lastMinuteMs)}/`
+  let common = 0
+  while (common < first.length && first[common] === last[common]) common++
+  // StartAfter sorts before every key of the first minute ("…/10" < "…/10/<id>").
+  return { Prefix: first.slice(0, common), StartAfter: first.slice(0, -1) }
+}

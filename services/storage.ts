@@ -1,6 +1,6 @@
 // JSON objects in S3. This is where every SDK failure becomes an S3ClientError.
 import {
-  GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3ServiceException,
+  GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3ServiceException,
   type S3Client
 } from '@aws-sdk/client-s3'
 import { S3ClientError } from '../errors/index.js'
@@ -27,9 +27,8 @@ export function toS3ClientError (err: unknown): S3ClientError {
 }
 
 function isNoSuchKey (err: unknown): boolean {
-  // A missing bucket is a 404 too, and must not look like a missing alert.
-  return err instanceof S3ServiceException && (err.name === 'NoSuchKey' ||
-    (err.name !== 'NoSuchBucket' && err.$metadata?.httpStatusCode === 404))
+  // Only S3's own word: a missing bucket, or a wrong endpoint answering 404, must not look like a missing alert.
+  return err instanceof S3ServiceException && err.name === 'NoSuchKey'
 }
 
 /** Writes `value` as a JSON object. @throws S3ClientError */
@@ -70,5 +69,47 @@ export async function checkBucket (store: Store, signal?: AbortSignal): Promise<
     await store.s3.send(new HeadBucketCommand({ Bucket: store.bucket }), { abortSignal: signal })
   } catch (err) {
     throw toS3ClientError(err)
+  }
+}
+
+/** Whether an object exists. @throws S3ClientError */
+export async function exists (store: Store, key: string): Promise<boolean> {
+  try {
+    await store.s3.send(new HeadObjectCommand({ Bucket: store.bucket, Key: key }))
+    return true
+  } catch (err) {
+    // HEAD answers have no body, so a missing key is a bare NotFound (as is a missing bucket: HEAD cannot tell).
+    if (isNoSuchKey(err) || (err instanceof S3ServiceException && err.name === 'NotFound')) return false
+    throw toS3ClientError(err)
+  }
+}
+
+/**
+ * Keys under `Prefix` that sort after `StartAfter`, in order, one listing page at a time.
+ * Pages are chained with StartAfter rather than continuation tokens: every S3-compatible
+ * server supports it, and a cursor can resume from any key.
+ * @throws S3ClientError
+ */
+export async function * listKeys (store: Store, listing: { Prefix: string, StartAfter?: string }, pageSize = 1000): AsyncGenerator<string> {
+  let startAfter = listing.StartAfter
+  for (;;) {
+    let keys: string[]
+    let truncated: boolean
+    try {
+      const res = await store.s3.send(new ListObjectsV2Command({
+        Bucket: store.bucket,
+        Prefix: listing.Prefix,
+        MaxKeys: pageSize,
+        ...(startAfter !== undefined && { StartAfter: startAfter })
+      }))
+      keys = (res.Contents ?? []).flatMap((o) => o.Key === undefined ? [] : [o.Key])
+      truncated = res.IsTruncated === true
+    } catch (err) {
+      throw toS3ClientError(err)
+    }
+    yield * keys
+    const last = keys.at(-1)
+    if (!truncated || last === undefined) return
+    startAfter = last
   }
 }

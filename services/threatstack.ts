@@ -59,11 +59,16 @@ function requestFailed (err: unknown): ThreatStackRequestError {
   return new ThreatStackRequestError({ cause: err, timedOut: isTimeout(err) })
 }
 
+// IMF-fixdate, e.g. "Wed, 21 Oct 2015 07:28:00 GMT" (Date.parse alone would read "1.5" as a date).
+const HTTP_DATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/
+
 /** Seconds from a Retry-After header (delta-seconds or HTTP date), bounded to 1 s..1 h. */
 export function retryAfterSeconds (value: string | string[] | undefined, now = Date.now()): number {
   const raw = Array.isArray(value) ? value[0] : value
   if (raw === undefined) return DEFAULT_RETRY_AFTER_SECONDS
-  const seconds = /^\s*\d+\s*$/.test(raw) ? Number(raw) : Math.ceil((Date.parse(raw) - now) / 1000)
+  const seconds = /^\s*\d+\s*$/.test(raw)
+    ? Number(raw)
+    : HTTP_DATE.test(raw.trim()) ? Math.ceil((Date.parse(raw) - now) / 1000) : Number.NaN
   return Number.isFinite(seconds) ? Math.min(Math.max(seconds, 1), 3600) : DEFAULT_RETRY_AFTER_SECONDS
 }
 

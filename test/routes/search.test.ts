@@ -1,0 +1,91 @@
+import t from 'tap'
+import { build, BEARER } from '../helpers/build.js'
+import { assertNoLeak } from '../helpers/leaks.js'
+
+const T0 = Date.UTC(2017, 0, 15, 23, 10)
+
+t.test('GET /alert?start&end over HTTP', async (t) => {
+  const { app, threatstack } = await build(t)
+  const post = async (id: string, createdAt: number): Promise<void> => {
+    threatstack.setAlert(id, { id, created_at: createdAt, title: `full ${id}` })
+    const res = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id, created_at: String(createdAt) } })
+    t.equal(res.statusCode, 200)
+  }
+  await post('search-a1', T0 + 1)
+  await post('search-a2', T0 + 120_000)
+  await post('search-a3', T0 + 2_400_000)
+
+  t.test('answers the alerts of the range, paged, under both prefixes', async (t) => {
+    for (const prefix of ['/api/v1/s3', '/threatstack-to-s3/api/v1/s3']) {
+      const first = await app.inject({ method: 'GET', url: `${prefix}/alert?start=2017-01-15T23:00:00Z&end=2017-01-16&limit=1`, headers: BEARER.read })
+      t.equal(first.statusCode, 200)
+      const body = first.json()
+      t.same(body.alerts, [{ id: 'search-a1', created_at: T0 + 1, title: 'full search-a1' }])
+      t.same(body.missing, [])
+      t.type(body.nextCursor, 'string')
+      const second = await app.inject({
+        method: 'GET',
+        url: `${prefix}/alert?start=2017-01-15T23:00:00Z&end=2017-01-16&limit=1&cursor=${body.nextCursor as string}`,
+        headers: BEARER.read
+      })
+      t.same(second.json().alerts.map((a: { id: string }) => a.id), ['search-a2'])
+      const third = await app.inject({
+        method: 'GET',
+        url: `${prefix}/alert?start=2017-01-15T23:00:00Z&end=2017-01-16&limit=1&cursor=${second.json().nextCursor as string}`,
+        headers: BEARER.read
+      })
+      t.same(third.json(), { success: true, alerts: [{ id: 'search-a3', created_at: T0 + 2_400_000, title: 'full search-a3' }], nextCursor: null, missing: [] })
+    }
+  })
+
+  t.test('default limit and an offset in start', async (t) => {
+    const res = await app.inject({ method: 'GET', url: '/api/v1/s3/alert?start=2017-01-16T01:10:00%2B02:00&end=2017-01-17', headers: BEARER.read })
+    t.equal(res.statusCode, 200)
+    t.same(res.json().alerts.map((a: { id: string }) => a.id), ['search-a1', 'search-a2', 'search-a3'], 'start is 23:10:00Z: a1 (23:10:00.001) is in')
+  })
+
+  t.test('bad dates are 400 DateParseError saying which and why', async (t) => {
+    const cases: Array<[string, RegExp]> = [
+      ['end=2017-01-16', /start/],
+      ['start=2017-01-15', /end/],
+      ['', /start/],
+      ['start=yesterday&end=2017-01-16', /start is not/],
+      ['start=2017-01-15&end=2017-02-30', /end is not/],
+      ['start=2017-01-16&end=2017-01-15', /start must be before end/],
+      [`start=${'9'.repeat(100)}&end=2017-01-15`, /start/]
+    ]
+    for (const [query, message] of cases) {
+      const res = await app.inject({ method: 'GET', url: `/api/v1/s3/alert?${query}`, headers: BEARER.read })
+      t.equal(res.statusCode, 400, query)
+      t.equal(res.json().error.type, 'DateParseError', query)
+      t.match(JSON.stringify(res.json().error), message, query)
+      assertNoLeak(t, res.body)
+    }
+  })
+
+  t.test('bad limit or cursor is 400 RequestValidationError, never a 500', async (t) => {
+    const forged = Buffer.from(JSON.stringify({ v: 1, s: 0, e: 1, m: 0, t: 0, id: 'abcd' })).toString('base64url')
+    for (const extra of ['limit=0', 'limit=1001', 'limit=ten', 'limit=1.5', 'cursor=%%%', 'cursor=abc', `cursor=${forged}`, `cursor=${'A'.repeat(2000)}`]) {
+      const res = await app.inject({ method: 'GET', url: `/api/v1/s3/alert?start=2017-01-15&end=2017-01-16&${extra}`, headers: BEARER.read })
+      t.equal(res.statusCode, 400, extra)
+      t.equal(res.json().error.type, 'RequestValidationError', extra)
+      assertNoLeak(t, res.body)
+    }
+  })
+
+  t.test('needs a read token', async (t) => {
+    const none = await app.inject({ method: 'GET', url: '/api/v1/s3/alert?start=2017-01-15&end=2017-01-16' })
+    t.equal(none.statusCode, 401)
+    const ingest = await app.inject({ method: 'GET', url: '/api/v1/s3/alert?start=2017-01-15&end=2017-01-16', headers: BEARER.ingest })
+    t.equal(ingest.statusCode, 403)
+  })
+
+  t.test('S3 down: 502 S3ClientError, nothing partial', async (t) => {
+    const { app, s3 } = await build(t)
+    await s3.close()
+    const res = await app.inject({ method: 'GET', url: '/api/v1/s3/alert?start=2017-01-15&end=2017-01-16', headers: BEARER.read })
+    t.equal(res.statusCode, 502)
+    t.equal(res.json().error.type, 'S3ClientError')
+    assertNoLeak(t, res.body)
+  })
+})
