@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+// threatstack-to-s3-reconcile: completes the archive of a time range. Reads the service's
+// configuration from the environment; exits 0 when every alert of the range is complete.
+import { parseArgs } from 'node:util'
+import { loadConfig, readEnv, ConfigError } from '../config.js'
+import { ServiceError } from '../errors/index.js'
+import { createS3Client } from '../plugins/s3.js'
+import { closeThreatStackClient, createThreatStackClient } from '../services/threatstack.js'
+import { parseRange } from '../services/search.js'
+import { reconcile, type ReconcileProgress } from '../services/reconcile.js'
+
+const USAGE = `Usage: threatstack-to-s3-reconcile --start <date> --end <date> [--concurrency <n>]
+
+Finds the alerts of [start, end) whose webhook record is archived but whose full alert is
+not, fetches them from Threat Stack and stores them. Dates are RFC 3339 date-times with
+offset, or plain dates (midnight UTC). Configuration: the service's environment variables.
+Exit code: 0 all complete, 1 some still missing, 2 bad arguments or configuration.`
+
+function fail (message: string): never {
+  process.stderr.write(`${message}\n\n${USAGE}\n`)
+  process.exit(2)
+}
+
+let args: { start?: string, end?: string, concurrency?: string, help?: boolean }
+try {
+  args = parseArgs({
+    options: { start: { type: 'string' }, end: { type: 'string' }, concurrency: { type: 'string' }, help: { type: 'boolean', short: 'h' } }
+  }).values
+} catch (err) {
+  fail((err as Error).message)
+}
+if (args.help === true) {
+  process.stdout.write(`${USAGE}\n`)
+  process.exit(0)
+}
+if (args.start === undefined || args.end === undefined) fail('--start and --end are required')
+const concurrency = Number(args.concurrency ?? 8)
+if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) fail('--concurrency must be an integer from 1 to 256')
+
+let range
+try {
+  range = parseRange(args.start, args.end)
+} catch (err) {
+  fail(err instanceof ServiceError ? err.message : String(err))
+}
+
+let config
+try {
+  // Serving nothing, the command needs no tokens.
+  config = loadConfig({ ...readEnv(), AUTH_MODE: 'none' })
+} catch (err) {
+  if (err instanceof ConfigError) fail(err.message)
+  throw err
+}
+
+const s3 = createS3Client(config.s3)
+const threatstack = createThreatStackClient(config.threatstack)
+const tty = process.stderr.isTTY
+let lastLine = 0
+const show = (p: ReconcileProgress, final = false): void => {
+  const line = `checked ${p.checked}, repaired ${p.repaired}, failed ${p.failed}`
+  if (tty) {
+    process.stderr.write(`\r${line}${final ? '\n' : ''}`)
+  } else if (final || p.checked - lastLine >= 100) {
+    // Not a terminal (a log, a pipe): a plain line every 100 alerts.
+    lastLine = p.checked
+    process.stderr.write(`${line}\n`)
+  }
+}
+
+try {
+  const result = await reconcile({ store: { s3, bucket: config.s3.bucket, prefix: config.s3.prefix }, threatstack, concurrency }, range, show)
+  show(result, true)
+  process.stdout.write(`checked: ${result.checked}\nrepaired: ${result.repaired}\nstill missing: ${result.stillMissing.length}\n`)
+  for (const { id, reason } of result.stillMissing) process.stdout.write(`  ${id}  ${reason}\n`)
+  process.exitCode = result.stillMissing.length === 0 ? 0 : 1
+} catch (err) {
+  process.stderr.write(`${err instanceof ServiceError ? err.message : 'An unexpected error has occurred.'}\n`)
+  process.exitCode = 1
+} finally {
+  s3.destroy()
+  await closeThreatStackClient(threatstack)
+}
