@@ -101,44 +101,62 @@ function compare (a: Position, b: Position): number {
   return a.m - b.m || a.t - b.t || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 }
 
+/** A position, with the full alert when it has been read already (null: known to be missing). */
+interface Entry extends Position { full?: Record<string, unknown> | null }
+
+const timeOf = (value: unknown): number =>
+  typeof value === 'object' && value !== null ? createdAtMs(value as Alert) : Number.NaN
+
 /**
- * The positions of the webhook records of one minute, in order. A record's created_at decides
- * (the key only gives the minute); a record without a usable one sorts at its minute's start.
+ * The entries of one minute, in order. In the range's first and last minutes the webhook record's
+ * created_at decides whether an alert is in; inside the range every alert of the minute is, and
+ * the full alert (read anyway for the reply) gives the order, its record only when it is missing.
+ * A record without a usable created_at sorts at its minute's start.
  */
-async function positionsOf (deps: SearchDeps, keys: Array<{ key: string, minuteMs: number, id: string }>): Promise<Position[]> {
+async function entriesOf (deps: SearchDeps, keys: Array<{ key: string, minuteMs: number, id: string }>, boundary: boolean): Promise<Entry[]> {
+  const { store } = deps
   const limit = pLimit(deps.concurrency)
-  const records = await Promise.all(keys.map(async ({ key, minuteMs, id }) => limit(async () => {
-    const record = await getJson(deps.store, key)
+  const entries = await Promise.all(keys.map(async ({ key, minuteMs, id }) => limit(async (): Promise<Entry | undefined> => {
+    let full: Record<string, unknown> | null | undefined
+    if (!boundary) {
+      const alert = await getJson(store, alertKey(store.prefix, id))
+      full = alert === undefined ? null : asObject(alert)
+      const t = timeOf(full)
+      if (!Number.isNaN(t)) return { m: minuteMs, t, id, full }
+    }
+    const record = await getJson(store, key)
     if (record === undefined) return undefined // deleted since it was listed
-    const t = typeof record === 'object' && record !== null ? createdAtMs(record as Alert) : Number.NaN
-    return { m: minuteMs, t: Number.isNaN(t) ? minuteMs : t, id }
+    const t = timeOf(record)
+    return { m: minuteMs, t: Number.isNaN(t) ? minuteMs : t, id, ...(full !== undefined && { full }) }
   })))
-  return records.filter((p): p is Position => p !== undefined).sort(compare)
+  return entries.filter((e): e is Entry => e !== undefined).sort(compare)
 }
 
 /**
  * One page of the alerts with `start ≤ created_at < end`, in ascending created_at order.
- * Lists only the keys of the range's minutes (resuming at the cursor's minute), reads the
- * webhook records minute by minute until the page is full, then the full alerts. The number
- * of S3 requests follows the alerts in the range and the page size, not the bucket.
+ * Lists only the keys of the range's minutes (resuming at the cursor's minute), reads them
+ * minute by minute until the page is full, then whatever full alerts are not read yet. The
+ * number of S3 requests follows the alerts in the range and the page size, not the bucket.
  * @throws S3ClientError, never a partial page that looks complete
  */
 export async function searchAlerts (deps: SearchDeps, range: TimeRange, page: { limit: number, after?: Position }): Promise<SearchPage> {
   const { store } = deps
-  const firstMinute = page.after?.m ?? minuteStart(range.startMs)
+  const firstMinute = minuteStart(range.startMs)
   const lastMinute = minuteStart(range.endMs - 1)
-  const selected: Position[] = []
+  const selected: Entry[] = []
   let group: Array<{ key: string, minuteMs: number, id: string }> = []
 
   const flush = async (): Promise<void> => {
-    for (const p of await positionsOf(deps, group)) {
-      if (p.t >= range.startMs && p.t < range.endMs && (page.after === undefined || compare(p, page.after) > 0)) selected.push(p)
+    const minute = group[0]?.minuteMs
+    if (minute === undefined) return
+    for (const e of await entriesOf(deps, group, minute === firstMinute || minute === lastMinute)) {
+      if (e.t >= range.startMs && e.t < range.endMs && (page.after === undefined || compare(e, page.after) > 0)) selected.push(e)
     }
     group = []
   }
 
   // One more than the page, to know whether another page follows.
-  for await (const key of listKeys(store, webhookListing(store.prefix, firstMinute, lastMinute))) {
+  for await (const key of listKeys(store, webhookListing(store.prefix, page.after?.m ?? firstMinute, lastMinute))) {
     const parsed = parseWebhookKey(store.prefix, key)
     if (parsed === undefined) continue
     if (parsed.minuteMs > lastMinute) break
@@ -150,19 +168,24 @@ export async function searchAlerts (deps: SearchDeps, range: TimeRange, page: { 
   }
   await flush()
 
-  const pageItems = selected.slice(0, page.limit)
-  const last = pageItems.at(-1)
+  const pageEntries = selected.slice(0, page.limit)
   const limit = pLimit(deps.concurrency)
-  const full = await Promise.all(pageItems.map(async (p) => limit(async () => getJson(store, alertKey(store.prefix, p.id)))))
+  const full = await Promise.all(pageEntries.map(async (e) => e.full !== undefined
+    ? e.full
+    : limit(async () => {
+      const alert = await getJson(store, alertKey(store.prefix, e.id))
+      return alert === undefined ? null : asObject(alert)
+    })))
   const alerts: Array<Record<string, unknown>> = []
   const missing: string[] = []
   full.forEach((alert, i) => {
-    if (alert === undefined) missing.push((pageItems[i] as Position).id)
-    else alerts.push(asObject(alert))
+    if (alert === null) missing.push((pageEntries[i] as Entry).id)
+    else alerts.push(alert)
   })
+  const last = pageEntries.at(-1)
   return {
     alerts,
-    nextCursor: selected.length > page.limit && last !== undefined ? encodeCursor(range, last) : null,
+    nextCursor: selected.length > page.limit && last !== undefined ? encodeCursor(range, { m: last.m, t: last.t, id: last.id }) : null,
     missing
   }
 }
