@@ -15,7 +15,10 @@ import bodyPlugin from './plugins/body.js'
 import s3Plugin from './plugins/s3.js'
 import threatstackPlugin from './plugins/threatstack.js'
 import authPlugin from './plugins/auth.js'
+import metricsPlugin from './plugins/metrics.js'
+import loadPlugin from './plugins/load.js'
 import healthRoutes from './routes/health.js'
+import metricsRoutes from './routes/metrics.js'
 import alertRoutes from './routes/alerts.js'
 import statusRoutes from './routes/status.js'
 import { ARCHIVE_PREFIXES } from './routes/prefixes.js'
@@ -102,12 +105,15 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(errorsPlugin)
   await fastify.register(headersPlugin)
   await fastify.register(shutdownPlugin)
+  await fastify.register(metricsPlugin)
+  await fastify.register(loadPlugin)
   await fastify.register(validationPlugin)
   await fastify.register(bodyPlugin)
   await fastify.register(s3Plugin)
   await fastify.register(threatstackPlugin)
   await fastify.register(authPlugin)
   await fastify.register(healthRoutes)
+  await fastify.register(metricsRoutes)
   await fastify.register(statusRoutes)
   for (const prefix of ARCHIVE_PREFIXES) await fastify.register(alertRoutes, { prefix })
 }

@@ -44,13 +44,24 @@ export const EnvSchema = Type.Object({
   THREATSTACK_CONNECT_TIMEOUT_MS: str('milliseconds', INT),
   THREATSTACK_MAX_CONNECTIONS: str('a number of connections', INT),
   THREATSTACK_MAX_RESPONSE_BYTES: str('a size in bytes', INT),
+  THREATSTACK_RETRIES: str('a number of retries', INT),
+  THREATSTACK_RETRY_BASE_MS: str('milliseconds', INT),
+  THREATSTACK_RETRY_MAX_DELAY_MS: str('milliseconds', INT),
+  THREATSTACK_BUDGET_MS: str('milliseconds', INT),
   S3_TIMEOUT_MS: str('milliseconds', INT),
   S3_CONNECT_TIMEOUT_MS: str('milliseconds', INT),
   S3_MAX_SOCKETS: str('a number of sockets', INT),
   S3_MAX_ATTEMPTS: str('a number of attempts', INT),
+  S3_RETRY_MODE: str('"standard" or "adaptive"', '^(standard|adaptive)$'),
   ARCHIVE_CONCURRENCY: str('a number of alerts', INT),
   SEARCH_CONCURRENCY: str('a number of S3 reads', INT),
   STATUS_TIMEOUT_MS: str('milliseconds', INT),
+  LOAD_MAX_EVENT_LOOP_DELAY_MS: str('milliseconds (0: off)', INT),
+  LOAD_MAX_EVENT_LOOP_UTILIZATION: str('a fraction from 0 to 1 (0: off)', '^(0(\\.[0-9]+)?|1(\\.0+)?)$'),
+  LOAD_MAX_HEAP_USED_BYTES: str('a size in bytes (0: off)', INT),
+  LOAD_MAX_RSS_BYTES: str('a size in bytes (0: off)', INT),
+  LOAD_MAX_IN_FLIGHT_WEBHOOKS: str('a number of requests', INT),
+  LOAD_RETRY_AFTER_SECONDS: str('seconds', INT),
   STATUS_CACHE_MS: str('milliseconds', INT)
 })
 
@@ -83,6 +94,8 @@ export interface Config {
     connectTimeoutMs: number
     maxSockets: number
     maxAttempts: number
+    /** The SDK's retry strategy; its default (standard) when absent. */
+    retryMode?: 'standard' | 'adaptive'
   }
   threatstack: {
     baseUrl: string
@@ -92,6 +105,7 @@ export interface Config {
     connectTimeoutMs: number
     maxConnections: number
     maxResponseBytes: number
+    retry: { retries: number, baseDelayMs: number, maxDelayMs: number, budgetMs: number }
   }
   auth: {
     mode: 'tokens' | 'none'
@@ -107,6 +121,14 @@ export interface Config {
   archive: { concurrency: number }
   search: { concurrency: number }
   status: { timeoutMs: number, cacheMs: number }
+  load: {
+    maxEventLoopDelayMs: number
+    maxEventLoopUtilization: number
+    maxHeapUsedBytes: number
+    maxRssBytes: number
+    maxInFlightWebhooks: number
+    retryAfterSeconds: number
+  }
 }
 
 export const THREATSTACK_V2_URL = 'https://api.threatstack.com/v2'
@@ -224,16 +246,24 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       timeoutMs: int('S3_TIMEOUT_MS', 10_000, 100),
       connectTimeoutMs: int('S3_CONNECT_TIMEOUT_MS', 3000, 100),
       maxSockets: int('S3_MAX_SOCKETS', 64, 1, 4096),
-      maxAttempts: int('S3_MAX_ATTEMPTS', 3, 1, 10)
+      maxAttempts: int('S3_MAX_ATTEMPTS', 3, 1, 10),
+      retryMode: env.S3_RETRY_MODE === 'adaptive' ? 'adaptive' : 'standard'
     },
     threatstack: {
       baseUrl: (env.THREATSTACK_BASE_URL ?? (tsAuth.kind === 'hawk' ? THREATSTACK_V2_URL : THREATSTACK_V1_URL)).replace(/\/+$/, ''),
       apiKey,
       auth: tsAuth,
-      timeoutMs: int('THREATSTACK_TIMEOUT_MS', 10_000, 100),
+      timeoutMs: int('THREATSTACK_TIMEOUT_MS', 8000, 100),
       connectTimeoutMs: int('THREATSTACK_CONNECT_TIMEOUT_MS', 3000, 100),
       maxConnections: int('THREATSTACK_MAX_CONNECTIONS', 64, 1, 4096),
-      maxResponseBytes: int('THREATSTACK_MAX_RESPONSE_BYTES', 1024 * 1024, 1024)
+      maxResponseBytes: int('THREATSTACK_MAX_RESPONSE_BYTES', 1024 * 1024, 1024),
+      retry: {
+        retries: int('THREATSTACK_RETRIES', 2, 0, 10),
+        baseDelayMs: int('THREATSTACK_RETRY_BASE_MS', 200, 1),
+        maxDelayMs: int('THREATSTACK_RETRY_MAX_DELAY_MS', 2000, 1),
+        // Under the ~30 s a webhook sender waits, so a slow Threat Stack still gets an answer out.
+        budgetMs: int('THREATSTACK_BUDGET_MS', 20_000, 100)
+      }
     },
     auth: { mode: authMode, ingestTokens, readTokens },
     sns: {
@@ -246,6 +276,15 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
     status: {
       timeoutMs: int('STATUS_TIMEOUT_MS', 2000, 100),
       cacheMs: int('STATUS_CACHE_MS', 5000, 0)
+    },
+    load: {
+      maxEventLoopDelayMs: int('LOAD_MAX_EVENT_LOOP_DELAY_MS', 1000, 0),
+      maxEventLoopUtilization: env.LOAD_MAX_EVENT_LOOP_UTILIZATION === undefined ? 0.98 : Number(env.LOAD_MAX_EVENT_LOOP_UTILIZATION),
+      // Memory limits depend on the container: off unless set.
+      maxHeapUsedBytes: int('LOAD_MAX_HEAP_USED_BYTES', 0, 0),
+      maxRssBytes: int('LOAD_MAX_RSS_BYTES', 0, 0),
+      maxInFlightWebhooks: int('LOAD_MAX_IN_FLIGHT_WEBHOOKS', 256, 1, 100_000),
+      retryAfterSeconds: int('LOAD_RETRY_AFTER_SECONDS', 2, 1, 3600)
     }
   }
 }

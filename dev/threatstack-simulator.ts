@@ -30,7 +30,7 @@ export interface SimulatorOptions {
   port?: number
 }
 
-export interface RecordedRequest { method: string, path: string, authorized: boolean }
+export interface RecordedRequest { method: string, path: string, authorized: boolean, /** Date.now() on arrival */ at: number }
 
 export interface ThreatStackSimulator {
   /** Base URL to configure as THREATSTACK_BASE_URL. */
@@ -38,8 +38,8 @@ export interface ThreatStackSimulator {
   readonly port: number
   /** Every request received, in order. */
   readonly requests: RecordedRequest[]
-  /** Fails the next `times` requests (all of them when omitted) in `mode`. */
-  failWith (mode: FailureMode, times?: number): Promise<void>
+  /** Fails the next `times` requests (all of them when omitted) in `mode`; 'json-429' sends `retryAfter` (default '7'). */
+  failWith (mode: FailureMode, times?: number, options?: { retryAfter?: string }): Promise<void>
   /** Back to normal answers (and listening again after 'refused'). */
   heal (): Promise<void>
   /** What GET /alerts/<id> answers for that id; by default an alert is made up from the id. */
@@ -75,7 +75,7 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
   const alerts = new Map<string, Record<string, unknown>>()
   const requests: RecordedRequest[] = []
   const sockets = new Set<Socket>()
-  let failure: { mode: FailureMode, remaining: number } | undefined
+  let failure: { mode: FailureMode, remaining: number, retryAfter: string } | undefined
   let latencyMs = options.latencyMs ?? 0
   let listening = false
 
@@ -93,21 +93,22 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
     }
   }
 
-  function nextFailure (): FailureMode | undefined {
+  function nextFailure (): { mode: FailureMode, retryAfter: string } | undefined {
     if (failure === undefined) return undefined
-    const { mode } = failure
+    const { mode, retryAfter } = failure
     failure.remaining -= 1
     if (failure.remaining <= 0) failure = undefined
-    return mode
+    return { mode, retryAfter }
   }
 
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://simulator')
     const ok = await authorized(req)
-    requests.push({ method: req.method ?? '', path: url.pathname + url.search, authorized: ok })
+    requests.push({ method: req.method ?? '', path: url.pathname + url.search, authorized: ok, at: Date.now() })
     if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs))
 
-    switch (nextFailure()) {
+    const failing = nextFailure()
+    switch (failing?.mode) {
       case 'hang': return
       case 'reset':
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' })
@@ -120,7 +121,7 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
         return
       case 'json-401': return sendJson(res, 401, { errors: ['Unauthorized'] })
       case 'json-404': return sendJson(res, 404, { errors: ['Not Found'] })
-      case 'json-429': return sendJson(res, 429, { errors: ['Too Many Requests'] }, { 'retry-after': '7' })
+      case 'json-429': return sendJson(res, 429, { errors: ['Too Many Requests'] }, { 'retry-after': failing?.retryAfter ?? '7' })
       case 'json-500': return sendJson(res, 500, { errors: ['Internal Server Error'] })
       case 'invalid-json':
         res.writeHead(200, { 'content-type': 'application/json' })
@@ -176,13 +177,13 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
     url: `http://127.0.0.1:${port}/v2`,
     port,
     requests,
-    async failWith (mode, times = Number.POSITIVE_INFINITY) {
+    async failWith (mode, times = Number.POSITIVE_INFINITY, options = {}) {
       if (mode === 'refused') {
         failure = undefined
         await stopListening()
         return
       }
-      failure = { mode, remaining: times }
+      failure = { mode, remaining: times, retryAfter: options.retryAfter ?? '7' }
     },
     async heal () {
       failure = undefined

@@ -85,13 +85,23 @@ export class UnsupportedMediaTypeError extends ServiceError {
 // 5xx: the upstreams and the process itself
 
 /** Base of every failure involving the Threat Stack API. */
-export abstract class ThreatStackError extends ServiceError {}
+export abstract class ThreatStackError extends ServiceError {
+  /** The status code Threat Stack answered with, when it answered at all. */
+  abstract readonly upstreamStatus: number | undefined
+  /** The wait Threat Stack asked for in a Retry-After header, when it sent one. */
+  readonly upstreamRetryAfterMs: number | undefined
+  constructor (message: string, options: UpstreamErrorOptions = {}) {
+    super(message, options)
+    this.upstreamRetryAfterMs = options.upstreamRetryAfterMs
+  }
+}
 
 export interface UpstreamErrorOptions extends ServiceErrorOptions {
   /** The status code Threat Stack answered with, when it answered at all. */
   upstreamStatus?: number
   timedOut?: boolean
   retryAfterSeconds?: number
+  upstreamRetryAfterMs?: number
 }
 
 function threatStackMessage (upstreamStatus: number | undefined): string {

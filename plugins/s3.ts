@@ -3,17 +3,43 @@ import fp from 'fastify-plugin'
 import { S3Client } from '@aws-sdk/client-s3'
 import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
+import { performance } from 'node:perf_hooks'
 import type { Config } from '../config.js'
+import { isThrottling } from '../services/storage.js'
+import type { UpstreamObserver } from '../services/threatstack.js'
 
 declare module 'fastify' {
   interface FastifyInstance { s3: S3Client }
 }
 
-export function createS3Client (cfg: Config['s3']): S3Client {
+/** Reports each S3 command (its retries included) to the observer: outcome, duration, retries. */
+function observe (client: S3Client, observer: UpstreamObserver): void {
+  const attemptsOf = (value: unknown): number => (value as { $metadata?: { attempts?: number } } | undefined)?.$metadata?.attempts ?? 1
+  client.middlewareStack.add((next) => async (args) => {
+    const t0 = performance.now()
+    try {
+      const result = await next(args)
+      observer.request('success', (performance.now() - t0) / 1000)
+      for (let i = 1; i < attemptsOf(result.output); i++) observer.retry()
+      return result
+    } catch (err) {
+      // A missing key is an answer, not a failure.
+      const outcome = (err as { name?: unknown }).name === 'NoSuchKey' || (err as { name?: unknown }).name === 'NotFound'
+        ? 'not_found'
+        : isThrottling(err) ? 'throttled' : 'error'
+      observer.request(outcome, (performance.now() - t0) / 1000)
+      for (let i = 1; i < attemptsOf(err); i++) observer.retry()
+      throw err
+    }
+  }, { step: 'initialize', name: 'observeUpstream' })
+}
+
+export function createS3Client (cfg: Config['s3'], observer?: UpstreamObserver): S3Client {
   const agentOptions = { keepAlive: true, maxSockets: cfg.maxSockets }
-  return new S3Client({
+  const client = new S3Client({
     region: cfg.region,
     maxAttempts: cfg.maxAttempts,
+    ...(cfg.retryMode !== undefined && { retryMode: cfg.retryMode }),
     ...(cfg.credentials !== undefined && { credentials: cfg.credentials }),
     ...(cfg.endpoint !== undefined && {
       endpoint: cfg.endpoint,
@@ -30,10 +56,12 @@ export function createS3Client (cfg: Config['s3']): S3Client {
       httpsAgent: new HttpsAgent(agentOptions)
     }
   })
+  if (observer !== undefined) observe(client, observer)
+  return client
 }
 
 export default fp(async function s3Plugin (app) {
-  const client = createS3Client(app.config.s3)
+  const client = createS3Client(app.config.s3, app.metrics.observer('s3'))
   app.decorate('s3', client)
   app.addHook('onClose', async () => client.destroy())
-}, { name: 's3', decorators: { fastify: ['config'] }, fastify: '5.x' })
+}, { name: 's3', decorators: { fastify: ['config', 'metrics'] }, fastify: '5.x' })

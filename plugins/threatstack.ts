@@ -7,7 +7,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function threatstackPlugin (app) {
-  const client = createThreatStackClient(app.config.threatstack)
+  const client = createThreatStackClient(app.config.threatstack, app.metrics.observer('threatstack'))
   app.decorate('threatstack', client)
   app.addHook('onClose', async () => closeThreatStackClient(client))
-}, { name: 'threatstack', decorators: { fastify: ['config'] }, fastify: '5.x' })
+}, { name: 'threatstack', decorators: { fastify: ['config', 'metrics'] }, fastify: '5.x' })

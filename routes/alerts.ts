@@ -10,10 +10,16 @@ import { decodeCursor, getAlert, parseRange, searchAlerts, type SearchDeps } fro
 const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { bucket, prefix } = app.config.s3
   const store = { s3: app.s3, bucket, prefix }
-  const archiveDeps: ArchiveDeps = { store, threatstack: app.threatstack, concurrency: app.config.archive.concurrency }
+  const archiveDeps: ArchiveDeps = {
+    store,
+    threatstack: app.threatstack,
+    concurrency: app.config.archive.concurrency,
+    onArchived: () => { app.metrics.archived.inc() }
+  }
   const searchDeps: SearchDeps = { store, concurrency: app.config.search.concurrency }
 
   app.post('/alert', {
+    config: { inFlightLimited: true },
     onRequest: app.requireToken('ingest'),
     schema: {
       summary: 'Archive alerts posted by a Threat Stack webhook',

@@ -4,6 +4,7 @@ import { HealthReplySchema, errorResponses } from '../schemas/envelope.js'
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/health', {
+    config: { neverShed: true },
     schema: {
       summary: 'Liveness: the process serves',
       operationId: 'getHealth',

@@ -11,6 +11,8 @@ export interface ArchiveDeps {
   threatstack: ThreatStackClient
   /** How many alerts of one request are worked on at once. */
   concurrency: number
+  /** Told of each alert once both of its objects are stored. */
+  onArchived?: () => void
 }
 
 /** Rethrows the first rejection, once everything has settled (every write has ended). */
@@ -42,6 +44,7 @@ export async function archiveAlert (deps: ArchiveDeps, alert: Alert): Promise<vo
     fetchAlert(deps.threatstack, alert.id).then(async (full) => putJson(store, alertKey(store.prefix, alert.id), full))
   ])
   throwFirstFailure(results)
+  deps.onArchived?.()
 }
 
 /**

@@ -1,5 +1,6 @@
 // The Threat Stack REST API client: authentication, timeouts, and the classification of
 // every way a call can fail into ThreatStackRequestError or ThreatStackAPIError.
+import { performance } from 'node:perf_hooks'
 import { Agent, request, type Dispatcher } from 'undici'
 import Hawk from 'hawk'
 import type { Config } from '../config.js'
@@ -7,16 +8,35 @@ import {
   DEFAULT_RETRY_AFTER_SECONDS, ThreatStackAPIError, ThreatStackRequestError, type ThreatStackError
 } from '../errors/index.js'
 
+/** Told of every attempt and every retry, for metrics. */
+export interface UpstreamObserver {
+  request (outcome: string, seconds: number): void
+  retry (): void
+}
+
+export interface RetryPolicy {
+  /** Retries after the first attempt. */
+  retries: number
+  /** Full jitter: the n-th retry waits a random time in [0, min(maxDelayMs, baseDelayMs * 2^n)). */
+  baseDelayMs: number
+  maxDelayMs: number
+  /** All attempts and waits of one call end within this; a Retry-After beyond it ends the call. */
+  budgetMs: number
+}
+
 export interface ThreatStackClient {
   readonly dispatcher: Dispatcher
   readonly baseUrl: string
+  /** Deadline of one attempt. */
   readonly timeoutMs: number
+  readonly retry: RetryPolicy
+  readonly observer: UpstreamObserver | undefined
   /** The Authorization header for one request. */
   authorization (url: string, method: string): string
 }
 
 /** One connection pool per process, with keep-alive, timeouts and a response size cap. */
-export function createThreatStackClient (cfg: Config['threatstack']): ThreatStackClient {
+export function createThreatStackClient (cfg: Config['threatstack'], observer?: UpstreamObserver): ThreatStackClient {
   const dispatcher = new Agent({
     connections: cfg.maxConnections,
     keepAliveTimeout: 30_000,
@@ -31,6 +51,8 @@ export function createThreatStackClient (cfg: Config['threatstack']): ThreatStac
     dispatcher,
     baseUrl: cfg.baseUrl,
     timeoutMs: cfg.timeoutMs,
+    retry: cfg.retry,
+    observer,
     authorization: auth.kind === 'hawk'
       // API v2: Hawk with sha256, the organization id in `ext`.
       ? (url, method) => Hawk.client.header(url, method, {
@@ -81,11 +103,11 @@ class UpstreamAnswer extends Error {
 }
 
 /**
- * GETs a JSON object from the API.
+ * One GET of a JSON object.
  * @throws ThreatStackRequestError when the call did not complete or the answer is not a JSON object
  *   (504 when it timed out); ThreatStackAPIError when Threat Stack answered with a JSON error.
  */
-export async function getObject (client: ThreatStackClient, path: string, timeoutMs = client.timeoutMs): Promise<Record<string, unknown>> {
+async function attempt (client: ThreatStackClient, path: string, timeoutMs: number): Promise<Record<string, unknown>> {
   const url = client.baseUrl + path
   let statusCode: number
   let headers: Record<string, string | string[] | undefined>
@@ -118,14 +140,66 @@ export async function getObject (client: ThreatStackClient, path: string, timeou
     if (isObject) return json as Record<string, unknown>
     throw new ThreatStackRequestError({ upstreamStatus: statusCode, cause: answer() })
   }
+  const upstreamRetryAfterMs = headers['retry-after'] === undefined ? undefined : retryAfterSeconds(headers['retry-after']) * 1000
   if (statusCode === 429) {
-    throw new ThreatStackAPIError(429, { cause: answer(), retryAfterSeconds: retryAfterSeconds(headers['retry-after']) })
+    throw new ThreatStackAPIError(429, { cause: answer(), retryAfterSeconds: retryAfterSeconds(headers['retry-after']), upstreamRetryAfterMs })
   }
   // A JSON error is Threat Stack speaking; anything else (a balancer's HTML page) is the path to it failing.
   const error: ThreatStackError = json === undefined
-    ? new ThreatStackRequestError({ upstreamStatus: statusCode, cause: answer() })
-    : new ThreatStackAPIError(statusCode, { cause: answer() })
+    ? new ThreatStackRequestError({ upstreamStatus: statusCode, cause: answer(), upstreamRetryAfterMs })
+    : new ThreatStackAPIError(statusCode, { cause: answer(), upstreamRetryAfterMs })
   throw error
+}
+
+/** The outcome label of an attempt, for metrics. */
+export function outcomeOf (err: ThreatStackError | undefined): string {
+  if (err === undefined) return 'success'
+  const status = err.upstreamStatus
+  if (status === undefined) return err.statusCode === 504 ? 'timeout' : 'connection_error'
+  if (status === 429) return 'throttled'
+  if (status >= 200 && status < 300) return 'invalid_response'
+  return status >= 500 ? 'http_5xx' : 'http_4xx'
+}
+
+/** Worth another attempt: the request may not have reached Threat Stack, or it asked us to come back. */
+function retryable (err: ThreatStackError): boolean {
+  const status = err.upstreamStatus
+  if (status === undefined) return !isSizeCap(err.cause)
+  return status === 429 || status >= 500
+}
+
+function isSizeCap (err: unknown): boolean {
+  return (err as { code?: unknown } | undefined)?.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE'
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+/**
+ * GETs a JSON object, retrying connection failures, 5xx and 429 with exponential backoff and
+ * full jitter (or the upstream's Retry-After), all within the retry budget. GETs are idempotent.
+ * @throws the last attempt's ThreatStackRequestError | ThreatStackAPIError
+ */
+export async function getObject (client: ThreatStackClient, path: string, policy: RetryPolicy = client.retry): Promise<Record<string, unknown>> {
+  const started = Date.now()
+  for (let retry = 0; ; retry++) {
+    const remaining = policy.budgetMs - (Date.now() - started)
+    const t0 = performance.now()
+    try {
+      const object = await attempt(client, path, Math.max(1, Math.min(client.timeoutMs, remaining)))
+      client.observer?.request('success', (performance.now() - t0) / 1000)
+      return object
+    } catch (err) {
+      const error = err as ThreatStackError
+      client.observer?.request(outcomeOf(error), (performance.now() - t0) / 1000)
+      if (retry >= policy.retries || !retryable(error)) throw error
+      const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** retry)
+      const delay = error.upstreamRetryAfterMs ?? backoff
+      // Waiting past the budget would answer the sender too late anyway: fail now, it will retry.
+      if (Date.now() - started + delay >= policy.budgetMs) throw error
+      client.observer?.retry()
+      await sleep(delay)
+    }
+  }
 }
 
 /** The full alert. @throws ThreatStackRequestError | ThreatStackAPIError */
@@ -135,5 +209,6 @@ export async function fetchAlert (client: ThreatStackClient, id: string): Promis
 
 /** An authenticated call that proves the API is reachable with our key (as the Python service did). */
 export async function checkThreatStack (client: ThreatStackClient, timeoutMs: number): Promise<void> {
-  await getObject(client, '/alerts?count=1', timeoutMs)
+  // One attempt: a readiness probe must answer quickly, and its caller asks again.
+  await attempt(client, '/alerts?count=1', timeoutMs)
 }

@@ -20,6 +20,9 @@ export const SECRETS = {
   organizationId: 'tso-SECRET-org-9b3e',
   bucket: 'secret-archive-bucket-4d1'
 }
+/** A Threat Stack client policy of one attempt per call, for tests of single failures. */
+export const NO_RETRY = { retries: 0, baseDelayMs: 1, maxDelayMs: 1, budgetMs: 60_000 }
+
 export const TOKENS = {
   ingest: 'ingest-SECRET-token-0001',
   read: 'read-SECRET-token-000001'
@@ -61,6 +64,8 @@ export async function startUpstreams (t: Tap, options: { hawk?: boolean } = {}):
     READ_TOKENS: TOKENS.read,
     // Keep failing upstream calls quick in tests.
     THREATSTACK_TIMEOUT_MS: '1500',
+    // Each failure mode is seen once; the retry tests set their own policy.
+    THREATSTACK_RETRIES: '0',
     S3_TIMEOUT_MS: '2000',
     S3_MAX_ATTEMPTS: '1',
     STATUS_TIMEOUT_MS: '1000',

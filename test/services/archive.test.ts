@@ -18,7 +18,7 @@ import { archiveAlert, archiveAlerts, assertArchivable, type ArchiveDeps } from 
 import { closeThreatStackClient, createThreatStackClient, type ThreatStackClient } from '../../services/threatstack.js'
 import type { Store } from '../../services/storage.js'
 import type { Alert } from '../../schemas/alert.js'
-import { SECRETS, startUpstreams } from '../helpers/build.js'
+import { SECRETS, startUpstreams, NO_RETRY } from '../helpers/build.js'
 
 const ID = '587c0159a907346eccb84004'
 const ALERT: Alert = {
@@ -56,7 +56,8 @@ function threatStack (t: Test, baseUrl: string, timeoutMs = 2000): ThreatStackCl
     timeoutMs,
     connectTimeoutMs: 1000,
     maxConnections: 16,
-    maxResponseBytes: 64 * 1024
+    maxResponseBytes: 64 * 1024,
+    retry: NO_RETRY
   })
   t.teardown(async () => closeThreatStackClient(client))
   return client

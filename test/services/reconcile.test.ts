@@ -7,6 +7,7 @@ import { reconcile, type ReconcileDeps, type ReconcileProgress } from '../../ser
 import { closeThreatStackClient, createThreatStackClient } from '../../services/threatstack.js'
 import { startThreatStackSimulator } from '../../dev/threatstack-simulator.js'
 import { LOCAL_S3_CREDENTIALS } from '../../dev/local-s3.js'
+import { NO_RETRY } from '../helpers/build.js'
 import { startBackend, type CountingStore } from '../helpers/s3.js'
 
 const T0 = Date.UTC(2017, 0, 15, 23, 10)
@@ -17,7 +18,7 @@ async function setup (t: Test): Promise<{ store: CountingStore, deps: ReconcileD
   const store = await startBackend(t, 's3rver')
   const sim = await startThreatStackSimulator({ apiKey: API_KEY })
   const client = createThreatStackClient({
-    baseUrl: sim.url, apiKey: API_KEY, auth: { kind: 'legacy' }, timeoutMs: 1000, connectTimeoutMs: 500, maxConnections: 8, maxResponseBytes: 65536
+    baseUrl: sim.url, apiKey: API_KEY, auth: { kind: 'legacy' }, timeoutMs: 1000, connectTimeoutMs: 500, maxConnections: 8, maxResponseBytes: 65536, retry: NO_RETRY
   })
   t.teardown(async () => {
     await closeThreatStackClient(client)
@@ -88,6 +89,7 @@ t.test('the command: plain progress lines off a terminal, summary, exit code', a
         AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
         THREATSTACK_BASE_URL: sim.url,
         THREATSTACK_API_KEY: API_KEY,
+        THREATSTACK_RETRIES: '0',
         ...env
       },
       stdio: ['ignore', 'pipe', 'pipe']

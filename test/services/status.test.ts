@@ -12,7 +12,7 @@ import type { ThreatStackSimulator } from '../../dev/threatstack-simulator.js'
 import { createStatusChecker, type DependencyStatus, type StatusDeps } from '../../services/status.js'
 import type { Store } from '../../services/storage.js'
 import { closeThreatStackClient, createThreatStackClient } from '../../services/threatstack.js'
-import { SECRETS, startUpstreams } from '../helpers/build.js'
+import { SECRETS, startUpstreams, NO_RETRY } from '../helpers/build.js'
 
 interface Failure { dependency: keyof DependencyStatus, err: unknown }
 
@@ -50,7 +50,8 @@ async function setup (t: Test): Promise<Setup> {
     timeoutMs: 2000,
     connectTimeoutMs: 1000,
     maxConnections: 4,
-    maxResponseBytes: 64 * 1024
+    maxResponseBytes: 64 * 1024,
+    retry: NO_RETRY
   })
   t.teardown(async () => closeThreatStackClient(threatstack))
   const failures: Failure[] = []
@@ -86,7 +87,7 @@ t.test('both dependencies up', async (t) => {
   const { sim, failures, checker } = await setup(t)
   t.same(await checker()(), { s3: true, threatstack: true })
   t.same(failures, [], 'onFailure not called')
-  t.same(sim.requests, [{ method: 'GET', path: '/v2/alerts?count=1', authorized: true }], 'one authenticated GET /alerts?count=1')
+  t.same(sim.requests.map(({ method, path, authorized }) => ({ method, path, authorized })), [{ method: 'GET', path: '/v2/alerts?count=1', authorized: true }], 'one authenticated GET /alerts?count=1')
 })
 
 t.test('bucket missing: s3 false, onFailure("s3")', async (t) => {

@@ -12,7 +12,8 @@ import {
 import {
   FAILURE_MODES, simulatedAlert, startThreatStackSimulator, type SimulatorOptions, type ThreatStackSimulator
 } from '../../dev/threatstack-simulator.js'
-import { SECRETS } from '../helpers/build.js'
+import { SECRETS, NO_RETRY } from '../helpers/build.js'
+import type { RecordedRequest } from '../../dev/threatstack-simulator.js'
 import { assertNoLeak } from '../helpers/leaks.js'
 
 type ErrorClass<T> = abstract new (...args: never[]) => T
@@ -26,6 +27,10 @@ async function simulator (t: Test, options: Partial<SimulatorOptions> = {}): Pro
   return sim
 }
 
+/** The recorded requests without their arrival times. */
+const requestsOf = (sim: ThreatStackSimulator): Array<Omit<RecordedRequest, 'at'>> =>
+  sim.requests.map((r) => ({ method: r.method, path: r.path, authorized: r.authorized }))
+
 function client (t: Test, sim: ThreatStackSimulator, overrides: Partial<Config['threatstack']> = {}): ThreatStackClient {
   const cfg: Config['threatstack'] = {
     baseUrl: sim.url,
@@ -35,6 +40,7 @@ function client (t: Test, sim: ThreatStackSimulator, overrides: Partial<Config['
     connectTimeoutMs: 1000,
     maxConnections: 4,
     maxResponseBytes: 64 * 1024,
+    retry: NO_RETRY,
     ...overrides
   }
   const c = createThreatStackClient(cfg)
@@ -80,7 +86,7 @@ t.test('Hawk: the request is authenticated and the alert returned', async (t) =>
   sim.setAlert(ID, { id: ID, title: 'stored', extra: [1, 2] })
   t.same(await fetchAlert(c, ID), { id: ID, title: 'stored', extra: [1, 2] })
 
-  t.same(sim.requests, [
+  t.same(requestsOf(sim), [
     { method: 'GET', path: `/v2/alerts/${ID}`, authorized: true },
     { method: 'GET', path: `/v2/alerts/${ID}`, authorized: true }
   ])
@@ -96,7 +102,7 @@ t.test('Hawk: checkThreatStack GETs /alerts?count=1 authenticated', async (t) =>
   const sim = await simulator(t, { userId: SECRETS.userId, organizationId: SECRETS.organizationId })
   const c = client(t, sim)
   await checkThreatStack(c, 1000)
-  t.same(sim.requests, [{ method: 'GET', path: '/v2/alerts?count=1', authorized: true }])
+  t.same(requestsOf(sim), [{ method: 'GET', path: '/v2/alerts?count=1', authorized: true }])
 })
 
 t.test('Hawk: a wrong key, user or organization is a ThreatStackAPIError with status 401', async (t) => {
@@ -124,7 +130,7 @@ t.test('legacy: `Authorization: <key>` is accepted, a wrong key gets 401', async
 
   t.same(await fetchAlert(c, ID), simulatedAlert(ID))
   await checkThreatStack(c, 1000)
-  t.same(sim.requests, [
+  t.same(requestsOf(sim), [
     { method: 'GET', path: `/v2/alerts/${ID}`, authorized: true },
     { method: 'GET', path: '/v2/alerts?count=1', authorized: true }
   ])
@@ -316,4 +322,85 @@ t.test('retryAfterSeconds: delta-seconds, HTTP dates, garbage, bounds', async (t
   t.equal(retryAfterSeconds('3601', now), 3600, 'at most 1 h')
   t.equal(retryAfterSeconds('99999999999999999999999', now), 3600)
   t.equal(retryAfterSeconds(new Date(now + 86_400_000).toUTCString(), now), 3600, 'a date a day away → 1 h')
+})
+
+t.test('retries: connection failures, 5xx and 429, with backoff, within the budget', async (t) => {
+  const policy = (over: Partial<Config['threatstack']['retry']> = {}): Config['threatstack']['retry'] =>
+    ({ retries: 3, baseDelayMs: 5, maxDelayMs: 20, budgetMs: 10_000, ...over })
+  const observed = (): { outcomes: string[], retries: number, observer: { request: (o: string) => void, retry: () => void } } => {
+    const o = { outcomes: [] as string[], retries: 0, observer: { request: (outcome: string) => { o.outcomes.push(outcome) }, retry: () => { o.retries++ } } }
+    return o
+  }
+  const retrying = async (t: Test, retry: Config['threatstack']['retry'], timeoutMs = 2000): Promise<{ sim: ThreatStackSimulator, ts: ThreatStackClient, seen: ReturnType<typeof observed> }> => {
+    const sim = await simulator(t, { userId: SECRETS.userId, organizationId: SECRETS.organizationId })
+    const seen = observed()
+    const ts = createThreatStackClient({
+      baseUrl: sim.url, apiKey: SECRETS.apiKey, auth: HAWK, timeoutMs, connectTimeoutMs: 1000, maxConnections: 4, maxResponseBytes: 65536, retry
+    }, seen.observer)
+    t.teardown(async () => closeThreatStackClient(ts))
+    return { sim, ts, seen }
+  }
+
+  t.test('5xx, HTML 503 and a reset are retried until an answer', async (t) => {
+    for (const mode of ['json-500', 'html-503', 'reset'] as const) {
+      const { sim, ts, seen } = await retrying(t, policy())
+      await sim.failWith(mode, 2)
+      const alert = await fetchAlert(ts, ID)
+      t.equal(alert.id, ID, `${mode}: the third attempt answers`)
+      t.equal(sim.requests.length, 3, `${mode}: three attempts`)
+      t.equal(seen.retries, 2, `${mode}: two retries observed`)
+      t.equal(seen.outcomes.at(-1), 'success')
+    }
+  })
+
+  t.test('a 4xx, an invalid or oversized answer is not retried', async (t) => {
+    for (const mode of ['json-404', 'json-401', 'invalid-json', 'oversized'] as const) {
+      const { sim, ts, seen } = await retrying(t, policy())
+      await sim.failWith(mode, 1)
+      const err = await fetchAlert(ts, ID).catch((e: unknown) => e)
+      t.ok(err instanceof ThreatStackError, `${mode}: a ThreatStackError`)
+      t.equal(sim.requests.length, 1, `${mode}: one attempt`)
+      t.equal(seen.retries, 0)
+    }
+  })
+
+  t.test('retries stop at the configured count', async (t) => {
+    const { sim, ts, seen } = await retrying(t, policy({ retries: 2 }))
+    await sim.failWith('json-500')
+    await t.rejects(fetchAlert(ts, ID), { name: 'ThreatStackAPIError', upstreamStatus: 500 })
+    t.equal(sim.requests.length, 3)
+    t.same(seen.outcomes, ['http_5xx', 'http_5xx', 'http_5xx'])
+  })
+
+  t.test("429: Threat Stack's Retry-After is honoured", async (t) => {
+    const { sim, ts } = await retrying(t, policy())
+    await sim.failWith('json-429', 1, { retryAfter: '1' })
+    t.equal((await fetchAlert(ts, ID)).id, ID)
+    t.equal(sim.requests.length, 2)
+    const [first, second] = sim.requests as [RecordedRequest, RecordedRequest]
+    t.ok(second.at - first.at >= 990, 'the second attempt waited the second asked for')
+  })
+
+  t.test('a Retry-After beyond the budget ends the call at once, as a 503 for the sender to retry', async (t) => {
+    const { sim, ts, seen } = await retrying(t, policy({ budgetMs: 3000 }))
+    await sim.failWith('json-429', 1, { retryAfter: '7' })
+    const err = await fetchAlert(ts, ID).catch((e: unknown) => e)
+    t.match(err, { name: 'ThreatStackAPIError', statusCode: 503, retryAfterSeconds: 7 })
+    t.equal(sim.requests.length, 1, 'no attempt after the budget')
+    t.equal(seen.retries, 0)
+  })
+
+  t.test('a hanging Threat Stack is given up within the budget', async (t) => {
+    const { sim, ts } = await retrying(t, policy({ retries: 10, budgetMs: 1000 }), 300)
+    await sim.failWith('hang')
+    await t.rejects(fetchAlert(ts, ID), { name: 'ThreatStackRequestError', statusCode: 504 })
+    t.ok(sim.requests.length >= 2 && sim.requests.length <= 4, `attempts of 300 ms fit a 1 s budget (${sim.requests.length})`)
+  })
+
+  t.test('the status check makes one attempt', async (t) => {
+    const { sim, ts } = await retrying(t, policy())
+    await sim.failWith('json-500', 1)
+    await t.rejects(checkThreatStack(ts, 1000))
+    t.equal(sim.requests.length, 1)
+  })
 })

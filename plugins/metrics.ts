@@ -1,0 +1,71 @@
+// Decorates app.metrics: the Prometheus registry of this app and its instruments, and times
+// every request by route and status. Served by routes/metrics.ts.
+import fp from 'fastify-plugin'
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { UpstreamObserver } from '../services/threatstack.js'
+
+export type Upstream = 's3' | 'threatstack'
+
+export interface Metrics {
+  registry: Registry
+  archived: Counter
+  shed: Counter
+  /** What the upstream clients report to. */
+  observer: (upstream: Upstream) => UpstreamObserver
+}
+
+declare module 'fastify' {
+  interface FastifyInstance { metrics: Metrics }
+}
+
+const PREFIX = 'threatstack_to_s3_'
+
+export function createMetrics (): Metrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: PREFIX })
+  const archived = new Counter({ name: `${PREFIX}alerts_archived_total`, help: 'Alerts whose webhook record and full alert are both stored', registers: [registry] })
+  const shed = new Counter({ name: `${PREFIX}requests_shed_total`, help: 'Requests answered 503 to shed load', registers: [registry] })
+  const upstreamRequests = new Counter({
+    name: `${PREFIX}upstream_requests_total`,
+    help: 'Calls to S3 and Threat Stack, by outcome',
+    labelNames: ['upstream', 'outcome'] as const,
+    registers: [registry]
+  })
+  const upstreamRetries = new Counter({ name: `${PREFIX}upstream_retries_total`, help: 'Retries of upstream calls', labelNames: ['upstream'] as const, registers: [registry] })
+  const upstreamDuration = new Histogram({
+    name: `${PREFIX}upstream_request_duration_seconds`,
+    help: 'Duration of upstream calls',
+    labelNames: ['upstream', 'outcome'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry]
+  })
+  return {
+    registry,
+    archived,
+    shed,
+    observer: (upstream) => ({
+      request (outcome, seconds) {
+        upstreamRequests.inc({ upstream, outcome })
+        upstreamDuration.observe({ upstream, outcome }, seconds)
+      },
+      retry () { upstreamRetries.inc({ upstream }) }
+    })
+  }
+}
+
+export default fp(async function metricsPlugin (app) {
+  const metrics = createMetrics()
+  app.decorate('metrics', metrics)
+  const duration = new Histogram({
+    name: `${PREFIX}http_request_duration_seconds`,
+    help: 'Duration of HTTP requests, by route and status',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [metrics.registry]
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, never the raw URL: ids and unknown paths would explode the label set.
+    const route = request.routeOptions.url ?? 'unmatched'
+    duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000)
+  })
+}, { name: 'metrics', fastify: '5.x' })
