@@ -2,6 +2,7 @@
 // start-up. This is the only module that reads environment variables.
 import { Type, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import type { StorageClass } from '@aws-sdk/client-s3'
 
 const INT = '^[0-9]{1,10}$'
 const BOOL = '^(true|false|1|0|yes|no)$'
@@ -53,6 +54,10 @@ export const EnvSchema = Type.Object({
   S3_MAX_SOCKETS: str('a number of sockets', INT),
   S3_MAX_ATTEMPTS: str('a number of attempts', INT),
   S3_RETRY_MODE: str('"standard" or "adaptive"', '^(standard|adaptive)$'),
+  S3_SSE: str('"AES256" or "aws:kms"', '^(AES256|aws:kms)$'),
+  S3_SSE_KMS_KEY_ID: str('a KMS key id, alias or ARN', '^[A-Za-z0-9:/_-]{1,2048}$'),
+  S3_STORAGE_CLASS: str('an S3 storage class such as STANDARD_IA', '^[A-Z_]{3,32}$'),
+  S3_OBJECT_TAGS: str('URL-encoded tags, key=value&key2=value2', '^[^=&\\s]+=[^=&\\s]*(&[^=&\\s]+=[^=&\\s]*)*$'),
   ARCHIVE_CONCURRENCY: str('a number of alerts', INT),
   SEARCH_CONCURRENCY: str('a number of S3 reads', INT),
   STATUS_TIMEOUT_MS: str('milliseconds', INT),
@@ -96,6 +101,8 @@ export interface Config {
     maxAttempts: number
     /** The SDK's retry strategy; its default (standard) when absent. */
     retryMode?: 'standard' | 'adaptive'
+    /** Applied to every object written; absent: the bucket's defaults. */
+    write?: S3WriteOptions
   }
   threatstack: {
     baseUrl: string
@@ -129,6 +136,14 @@ export interface Config {
     maxInFlightWebhooks: number
     retryAfterSeconds: number
   }
+}
+
+export interface S3WriteOptions {
+  ServerSideEncryption?: 'AES256' | 'aws:kms'
+  SSEKMSKeyId?: string
+  StorageClass?: StorageClass
+  /** URL-encoded, as the x-amz-tagging header. */
+  Tagging?: string
 }
 
 export const THREATSTACK_V2_URL = 'https://api.threatstack.com/v2'
@@ -216,6 +231,16 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
     throw new ConfigError(accessKeyId === undefined ? 'AWS_ACCESS_KEY_ID' : 'AWS_SECRET_ACCESS_KEY', 'is required when the other AWS key variable is set')
   }
 
+  if (env.S3_SSE_KMS_KEY_ID !== undefined && env.S3_SSE !== 'aws:kms') {
+    throw new ConfigError('S3_SSE_KMS_KEY_ID', 'needs S3_SSE=aws:kms')
+  }
+  const write: S3WriteOptions = {
+    ...(env.S3_SSE !== undefined && { ServerSideEncryption: env.S3_SSE as 'AES256' | 'aws:kms' }),
+    ...(env.S3_SSE_KMS_KEY_ID !== undefined && { SSEKMSKeyId: env.S3_SSE_KMS_KEY_ID }),
+    ...(env.S3_STORAGE_CLASS !== undefined && { StorageClass: env.S3_STORAGE_CLASS as StorageClass }),
+    ...(env.S3_OBJECT_TAGS !== undefined && { Tagging: env.S3_OBJECT_TAGS })
+  }
+
   const topicArns = list(env.SNS_TOPIC_ARNS)
   const level = env.TS_DEBUG !== undefined ? 'debug' : env.LOG_LEVEL ?? 'info'
 
@@ -247,7 +272,8 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       connectTimeoutMs: int('S3_CONNECT_TIMEOUT_MS', 3000, 100),
       maxSockets: int('S3_MAX_SOCKETS', 64, 1, 4096),
       maxAttempts: int('S3_MAX_ATTEMPTS', 3, 1, 10),
-      retryMode: env.S3_RETRY_MODE === 'adaptive' ? 'adaptive' : 'standard'
+      retryMode: env.S3_RETRY_MODE === 'adaptive' ? 'adaptive' : 'standard',
+      ...(Object.keys(write).length > 0 && { write })
     },
     threatstack: {
       baseUrl: (env.THREATSTACK_BASE_URL ?? (tsAuth.kind === 'hawk' ? THREATSTACK_V2_URL : THREATSTACK_V1_URL)).replace(/\/+$/, ''),

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util'
 import { loadConfig, readEnv, ConfigError } from '../config.js'
 import { ServiceError } from '../errors/index.js'
-import { createS3Client } from '../plugins/s3.js'
+import { createS3Client, storeOf } from '../plugins/s3.js'
 import { closeThreatStackClient, createThreatStackClient } from '../services/threatstack.js'
 import { parseRange } from '../services/search.js'
 import { reconcile, type ReconcileProgress } from '../services/reconcile.js'
@@ -69,7 +69,7 @@ const show = (p: ReconcileProgress, final = false): void => {
 }
 
 try {
-  const result = await reconcile({ store: { s3, bucket: config.s3.bucket, prefix: config.s3.prefix }, threatstack, concurrency }, range, show)
+  const result = await reconcile({ store: storeOf(config.s3, s3), threatstack, concurrency }, range, show)
   show(result, true)
   process.stdout.write(`checked: ${result.checked}\nrepaired: ${result.repaired}\nstill missing: ${result.stillMissing.length}\n`)
   for (const { id, reason } of result.stillMissing) process.stdout.write(`  ${id}  ${reason}\n`)

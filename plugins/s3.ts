@@ -5,11 +5,19 @@ import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
 import { performance } from 'node:perf_hooks'
 import type { Config } from '../config.js'
-import { isThrottling } from '../services/storage.js'
+import { isThrottling, type Store } from '../services/storage.js'
 import type { UpstreamObserver } from '../services/threatstack.js'
 
 declare module 'fastify' {
-  interface FastifyInstance { s3: S3Client }
+  interface FastifyInstance {
+    s3: S3Client
+    /** The archive: the client, the bucket, the key prefix and the write options. */
+    store: Store
+  }
+}
+
+export function storeOf (cfg: Config['s3'], s3: S3Client): Store {
+  return { s3, bucket: cfg.bucket, prefix: cfg.prefix, ...(cfg.write !== undefined && { write: cfg.write }) }
 }
 
 /** Reports each S3 command (its retries included) to the observer: outcome, duration, retries. */
@@ -52,6 +60,8 @@ export function createS3Client (cfg: Config['s3'], observer?: UpstreamObserver):
     requestHandler: {
       connectionTimeout: cfg.connectTimeoutMs,
       requestTimeout: cfg.timeoutMs,
+      // Without it the SDK only logs a warning when a request outlives requestTimeout.
+      throwOnRequestTimeout: true,
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions)
     }
@@ -63,5 +73,6 @@ export function createS3Client (cfg: Config['s3'], observer?: UpstreamObserver):
 export default fp(async function s3Plugin (app) {
   const client = createS3Client(app.config.s3, app.metrics.observer('s3'))
   app.decorate('s3', client)
+  app.decorate('store', storeOf(app.config.s3, client))
   app.addHook('onClose', async () => client.destroy())
 }, { name: 's3', decorators: { fastify: ['config', 'metrics'] }, fastify: '5.x' })

@@ -8,8 +8,7 @@ import { archiveAlerts, type ArchiveDeps } from '../services/archive.js'
 import { decodeCursor, getAlert, parseRange, searchAlerts, type SearchDeps } from '../services/search.js'
 
 const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { bucket, prefix } = app.config.s3
-  const store = { s3: app.s3, bucket, prefix }
+  const { store } = app
   const archiveDeps: ArchiveDeps = {
     store,
     threatstack: app.threatstack,

@@ -6,10 +6,9 @@ import { createStatusChecker } from '../services/status.js'
 import { ARCHIVE_PREFIXES } from './prefixes.js'
 
 const statusRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { bucket, prefix } = app.config.s3
   const { timeoutMs, cacheMs } = app.config.status
   const check = createStatusChecker({
-    store: { s3: app.s3, bucket, prefix },
+    store: app.store,
     threatstack: app.threatstack,
     timeoutMs,
     cacheMs,

@@ -4,12 +4,15 @@ import {
   type S3Client
 } from '@aws-sdk/client-s3'
 import { S3ClientError } from '../errors/index.js'
+import type { S3WriteOptions } from '../config.js'
 
 export interface Store {
   s3: S3Client
   bucket: string
   /** Normalised key prefix, '' when none. */
   prefix: string
+  /** Encryption, storage class and tags of every object written. */
+  write?: S3WriteOptions
 }
 
 // Error names S3 and S3-compatible servers use when asking callers to slow down.
@@ -38,7 +41,8 @@ export async function putJson (store: Store, key: string, value: unknown, signal
       Bucket: store.bucket,
       Key: key,
       Body: JSON.stringify(value),
-      ContentType: 'application/json'
+      ContentType: 'application/json',
+      ...store.write
     }), { abortSignal: signal })
   } catch (err) {
     throw toS3ClientError(err)

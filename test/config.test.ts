@@ -128,3 +128,43 @@ t.test('variables outside the schema are ignored, empty ones count as unset', as
   const config = loadConfig({ ...base, UNRELATED: 'x', AWS_REGION: '' })
   t.equal(config.s3.region, 'us-east-1')
 })
+
+t.test('production knobs: retries, load shedding, S3 write options', async (t) => {
+  const defaults = loadConfig(base)
+  t.same(defaults.threatstack.retry, { retries: 2, baseDelayMs: 200, maxDelayMs: 2000, budgetMs: 20_000 })
+  t.ok(defaults.threatstack.retry.budgetMs < 30_000, 'the budget answers a sender within its usual 30 s timeout')
+  t.same(defaults.load, { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0.98, maxHeapUsedBytes: 0, maxRssBytes: 0, maxInFlightWebhooks: 256, retryAfterSeconds: 2 })
+  t.equal(defaults.s3.write, undefined, 'the bucket defaults apply')
+  t.equal(defaults.s3.retryMode, 'standard')
+
+  const tuned = loadConfig({
+    ...base,
+    THREATSTACK_RETRIES: '0',
+    THREATSTACK_BUDGET_MS: '5000',
+    LOAD_MAX_EVENT_LOOP_UTILIZATION: '0.9',
+    LOAD_MAX_RSS_BYTES: '536870912',
+    S3_RETRY_MODE: 'adaptive',
+    S3_SSE: 'aws:kms',
+    S3_SSE_KMS_KEY_ID: 'arn:aws:kms:us-east-1:123456789012:key/abcd-ef',
+    S3_STORAGE_CLASS: 'GLACIER_IR',
+    S3_OBJECT_TAGS: 'app=threatstack&team=sec'
+  })
+  t.equal(tuned.threatstack.retry.retries, 0)
+  t.equal(tuned.threatstack.retry.budgetMs, 5000)
+  t.equal(tuned.load.maxEventLoopUtilization, 0.9)
+  t.equal(tuned.load.maxRssBytes, 536870912)
+  t.equal(tuned.s3.retryMode, 'adaptive')
+  t.same(tuned.s3.write, {
+    ServerSideEncryption: 'aws:kms',
+    SSEKMSKeyId: 'arn:aws:kms:us-east-1:123456789012:key/abcd-ef',
+    StorageClass: 'GLACIER_IR',
+    Tagging: 'app=threatstack&team=sec'
+  })
+
+  rejects(t, { ...base, S3_SSE_KMS_KEY_ID: 'alias/x' }, 'S3_SSE_KMS_KEY_ID')
+  rejects(t, { ...base, S3_SSE: 'aes' }, 'S3_SSE')
+  rejects(t, { ...base, S3_OBJECT_TAGS: 'no-value-pair' }, 'S3_OBJECT_TAGS')
+  rejects(t, { ...base, LOAD_MAX_EVENT_LOOP_UTILIZATION: '1.5' }, 'LOAD_MAX_EVENT_LOOP_UTILIZATION')
+  rejects(t, { ...base, THREATSTACK_RETRIES: '11' }, 'THREATSTACK_RETRIES')
+  rejects(t, { ...base, S3_RETRY_MODE: 'legacy' }, 'S3_RETRY_MODE')
+})

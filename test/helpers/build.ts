@@ -10,6 +10,7 @@ import app, { loggerOptions, serverOptions } from '../../app.js'
 import { loadConfig, type Config } from '../../config.js'
 import { LOCAL_S3_CREDENTIALS, startLocalS3, type LocalS3 } from '../../dev/local-s3.js'
 import { startThreatStackSimulator, type ThreatStackSimulator } from '../../dev/threatstack-simulator.js'
+import { startS3FaultProxy, type S3FaultProxy } from '../../dev/s3-fault-proxy.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 
@@ -76,6 +77,8 @@ export async function startUpstreams (t: Tap, options: { hawk?: boolean } = {}):
 
 export interface Built extends Upstreams {
   app: FastifyInstance
+  /** With `s3Proxy`: the fault-injecting proxy the app reaches S3 through. */
+  s3proxy: S3FaultProxy | undefined
   config: Config
   /** Every log line of the app, parsed. */
   logs: Array<Record<string, unknown>>
@@ -89,11 +92,23 @@ export interface BuildOptions {
   hawk?: boolean
   /** Log level captured into `logs` (default: info). */
   logLevel?: string
+  /** Put a fault-injecting, request-recording proxy between the app and S3. */
+  s3Proxy?: boolean
 }
 
 export async function build (t: Tap, options: BuildOptions = {}): Promise<Built> {
   const upstreams = await startUpstreams(t, { hawk: options.hawk ?? true })
-  const config = loadConfig({ ...upstreams.env, ...options.env })
+  let s3proxy: S3FaultProxy | undefined
+  if (options.s3Proxy === true) {
+    const proxy = await startS3FaultProxy(upstreams.s3.endpoint)
+    t.teardown(async () => proxy.close())
+    s3proxy = proxy
+  }
+  const config = loadConfig({
+    ...upstreams.env,
+    ...(s3proxy !== undefined && { AWS_ENDPOINT_URL_S3: s3proxy.endpoint }),
+    ...options.env
+  })
   const logs: Array<Record<string, unknown>> = []
   const stream = new Writable({
     write (chunk, _encoding, done) {
@@ -123,5 +138,5 @@ export async function build (t: Tap, options: BuildOptions = {}): Promise<Built>
     }
   }
 
-  return { ...upstreams, app: instance, config, logs, readObject }
+  return { ...upstreams, app: instance, s3proxy, config, logs, readObject }
 }

@@ -1,0 +1,117 @@
+// An HTTP proxy in front of a local S3 server that records every request and can inject the
+// faults S3 shows in production: 500 InternalError, 503 SlowDown, delays, refused connections.
+// Used by the tests and the soak run.
+import { createServer, request as forward, type IncomingHttpHeaders, type Server } from 'node:http'
+import type { Socket } from 'node:net'
+import { once } from 'node:events'
+
+export type S3Fault = 'internal' | 'slowdown' | 'delay' | 'refuse'
+
+export interface ProxiedRequest { method: string, path: string, headers: IncomingHttpHeaders }
+
+export interface S3FaultProxy {
+  readonly endpoint: string
+  readonly requests: ProxiedRequest[]
+  /** The next `times` requests (all when omitted) fail in `fault`; 'delay' holds each one `delayMs`. */
+  failWith (fault: S3Fault, options?: { times?: number, delayMs?: number }): Promise<void>
+  /** Each request fails with probability `rate`, in one of `faults` picked at random. */
+  failRandomly (rate: number, faults: Array<Exclude<S3Fault, 'refuse'>>, delayMs?: number): void
+  heal (): Promise<void>
+  close (): Promise<void>
+}
+
+function s3Error (code: string, message: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>FAULTPROXY</RequestId></Error>`
+}
+
+export async function startS3FaultProxy (target: string): Promise<S3FaultProxy> {
+  const upstream = new URL(target)
+  const requests: ProxiedRequest[] = []
+  const sockets = new Set<Socket>()
+  let fault: { kind: Exclude<S3Fault, 'refuse'>, remaining: number, delayMs: number } | undefined
+  let random: { rate: number, faults: Array<Exclude<S3Fault, 'refuse'>>, delayMs: number } | undefined
+  let listening = false
+
+  function next (): { kind: Exclude<S3Fault, 'refuse'>, delayMs: number } | undefined {
+    if (fault !== undefined) {
+      const current = fault
+      current.remaining--
+      if (current.remaining <= 0) fault = undefined
+      return current
+    }
+    if (random !== undefined && Math.random() < random.rate) {
+      return { kind: random.faults[Math.floor(Math.random() * random.faults.length)] as Exclude<S3Fault, 'refuse'>, delayMs: random.delayMs }
+    }
+    return undefined
+  }
+
+  const server: Server = createServer((req, res) => {
+    requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers })
+    const injected = next()
+    const send = (status: number, code: string, message: string): void => {
+      req.resume()
+      const body = s3Error(code, message)
+      res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) })
+      res.end(body)
+    }
+    if (injected?.kind === 'internal') return send(500, 'InternalError', 'We encountered an internal error. Please try again.')
+    if (injected?.kind === 'slowdown') return send(503, 'SlowDown', 'Please reduce your request rate.')
+    const pass = (): void => {
+      const out = forward({
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers
+      }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      })
+      out.on('error', () => res.destroy())
+      req.pipe(out)
+    }
+    if (injected?.kind === 'delay') setTimeout(pass, injected.delayMs)
+    else pass()
+  })
+  server.on('connection', (socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+
+  async function listen (port: number): Promise<number> {
+    server.listen(port, '127.0.0.1')
+    await once(server, 'listening')
+    listening = true
+    const address = server.address()
+    if (address === null || typeof address === 'string') throw new Error('proxy has no TCP address')
+    return address.port
+  }
+  async function stop (): Promise<void> {
+    if (!listening) return
+    listening = false
+    const closed = new Promise((resolve) => server.close(resolve))
+    for (const socket of sockets) socket.destroy()
+    await closed
+  }
+
+  const port = await listen(0)
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    requests,
+    async failWith (kind, options = {}) {
+      if (kind === 'refuse') {
+        fault = undefined
+        await stop()
+        return
+      }
+      fault = { kind, remaining: options.times ?? Number.POSITIVE_INFINITY, delayMs: options.delayMs ?? 0 }
+    },
+    failRandomly (rate, faults, delayMs = 0) { random = { rate, faults, delayMs } },
+    async heal () {
+      fault = undefined
+      random = undefined
+      if (!listening) await listen(port)
+    },
+    async close () { await stop() }
+  }
+}
