@@ -1,7 +1,10 @@
 import t from 'tap'
 import { request } from 'undici'
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { LOCAL_S3_CREDENTIALS } from '../dev/local-s3.js'
+import { alertKey, webhookKey } from '../services/keys.js'
 import { startUpstreams, TOKENS, SECRETS } from './helpers/build.js'
-import { freePort, startServer } from './helpers/process.js'
+import { freePort, startServer, type ServerProcess } from './helpers/process.js'
 
 t.test('a missing or malformed variable stops the process with one line naming it', async (t) => {
   const { env } = await startUpstreams(t)
@@ -18,7 +21,7 @@ t.test('a missing or malformed variable stops the process with one line naming i
 })
 
 t.test('listens on PORT and HOST, then closes gracefully on SIGTERM with a webhook in flight', async (t) => {
-  const { env, threatstack } = await startUpstreams(t)
+  const { env, threatstack, s3 } = await startUpstreams(t)
   const port = await freePort()
   const server = await startServer({ ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', THREATSTACK_TIMEOUT_MS: '5000' })
   t.teardown(() => { if (server.child.exitCode === null) server.child.kill('SIGKILL') })
@@ -42,5 +45,40 @@ t.test('listens on PORT and HOST, then closes gracefully on SIGTERM with a webho
   t.equal(res.statusCode, 200, 'the webhook in flight still gets its answer')
   t.same(await res.body.json(), { success: true, archived: ['shutdown-alert-1'] })
   t.equal(await server.exited, 0, 'exit code 0')
+  const reader = new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: LOCAL_S3_CREDENTIALS })
+  t.teardown(() => reader.destroy())
+  for (const key of [webhookKey('', 'shutdown-alert-1', 1484521800000), alertKey('', 'shutdown-alert-1')]) {
+    const head = await reader.send(new HeadObjectCommand({ Bucket: SECRETS.bucket, Key: key }))
+    t.equal(head.ContentType, 'application/json', `${key} is stored`)
+  }
   t.notMatch(server.stdout() + server.stderr(), new RegExp(`${TOKENS.ingest}|${SECRETS.apiKey}`), 'no secret in the logs')
+})
+
+t.test('a second signal, or the grace deadline, ends a shutdown stuck on a hanging upstream', async (t) => {
+  const { env, threatstack } = await startUpstreams(t)
+  await threatstack.failWith('hang')
+  const stuck = async (extra: Record<string, string>): Promise<ServerProcess> => {
+    const port = await freePort()
+    const server = await startServer({ ...env, PORT: String(port), HOST: '127.0.0.1', THREATSTACK_TIMEOUT_MS: '60000', THREATSTACK_BUDGET_MS: '60000', ...extra })
+    t.teardown(() => { if (server.child.exitCode === null) server.child.kill('SIGKILL') })
+    request(`${server.url}/api/v1/s3/alert`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKENS.ingest}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'stuck-alert-1', created_at: 1484521800000 })
+    }).then(async (res) => { await res.body.dump() }, () => {})
+    const seen = threatstack.requests.length
+    while (threatstack.requests.length === seen) await new Promise((resolve) => setTimeout(resolve, 20))
+    return server
+  }
+
+  const twice = await stuck({ SHUTDOWN_GRACE_MS: '60000' })
+  twice.child.kill('SIGTERM')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(twice.child.exitCode, null, 'the first signal waits for the request in flight')
+  twice.child.kill('SIGTERM')
+  t.equal(await twice.exited, 1, 'the second signal ends it, with a failure code')
+
+  const deadline = await stuck({ SHUTDOWN_GRACE_MS: '500' })
+  deadline.child.kill('SIGTERM')
+  t.equal(await deadline.exited, 1, 'the grace deadline ends it, with a failure code')
 })

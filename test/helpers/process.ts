@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -39,8 +40,14 @@ export async function startServer (env: Record<string, string>, options: { waitF
   const exited = once(child, 'exit').then(([code]) => code as number | null)
   const port = env.PORT ?? '3000'
   if (options.waitForListen ?? true) {
+    // Ready when /health answers, whatever the log level prints.
     const deadline = Date.now() + 30_000
-    while (!out.includes('Server listening') && child.exitCode === null && Date.now() < deadline) {
+    while (child.exitCode === null && Date.now() < deadline) {
+      const healthy = await request(`http://127.0.0.1:${port}/health`).then(async (res) => {
+        await res.body.dump()
+        return res.statusCode === 200
+      }, () => false)
+      if (healthy) break
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
