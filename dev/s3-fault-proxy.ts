@@ -24,7 +24,8 @@ function s3Error (code: string, message: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>FAULTPROXY</RequestId></Error>`
 }
 
-export async function startS3FaultProxy (target: string): Promise<S3FaultProxy> {
+export async function startS3FaultProxy (target: string, options: { latencyMs?: number } = {}): Promise<S3FaultProxy> {
+  const latencyMs = options.latencyMs ?? 0
   const upstream = new URL(target)
   const requests: ProxiedRequest[] = []
   const sockets = new Set<Socket>()
@@ -70,9 +71,11 @@ export async function startS3FaultProxy (target: string): Promise<S3FaultProxy> 
       out.on('error', () => res.destroy())
       req.pipe(out)
     }
-    if (injected?.kind === 'delay') setTimeout(pass, injected.delayMs)
+    const delayMs = (injected?.kind === 'delay' ? injected.delayMs : 0) + latencyMs
+    if (delayMs > 0) setTimeout(pass, delayMs)
     else pass()
   })
+  server.keepAliveTimeout = 65_000
   server.on('connection', (socket) => {
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))

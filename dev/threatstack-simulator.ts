@@ -45,6 +45,8 @@ export interface ThreatStackSimulator {
   /** What GET /alerts/<id> answers for that id; by default an alert is made up from the id. */
   setAlert (id: string, alert: Record<string, unknown>): void
   setLatency (ms: number): void
+  /** Each request fails with probability `rate`, in one of `modes` picked at random (soak runs). */
+  failRandomly (rate: number, modes: Array<Exclude<FailureMode, 'refused'>>): void
   close (): Promise<void>
 }
 
@@ -93,8 +95,13 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
     }
   }
 
+  let random: { rate: number, modes: Array<Exclude<FailureMode, 'refused'>> } | undefined
+
   function nextFailure (): { mode: FailureMode, retryAfter: string } | undefined {
-    if (failure === undefined) return undefined
+    if (failure === undefined) {
+      if (random === undefined || Math.random() >= random.rate) return undefined
+      return { mode: random.modes[Math.floor(Math.random() * random.modes.length)] as FailureMode, retryAfter: '1' }
+    }
     const { mode, retryAfter } = failure
     failure.remaining -= 1
     if (failure.remaining <= 0) failure = undefined
@@ -187,10 +194,12 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
     },
     async heal () {
       failure = undefined
+      random = undefined
       if (!listening) await listen(port)
     },
     setAlert (id, alert) { alerts.set(id, alert) },
     setLatency (ms) { latencyMs = ms },
+    failRandomly (rate, modes) { random = { rate, modes } },
     async close () { await stopListening() }
   }
 }

@@ -1,9 +1,9 @@
 // Runs server.ts as a real process, the way `npm start` runs its build.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
+export { freePort } from '../../dev/net.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -14,16 +14,6 @@ export interface ServerProcess {
   stderr: () => string
   /** Resolves with the exit code. */
   exited: Promise<number | null>
-}
-
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
 }
 
 /** Spawns the server with exactly `env` (plus PATH); resolves once it listens, or once it exits. */
