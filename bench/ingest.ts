@@ -57,6 +57,9 @@ async function serviceStep (url: string, pid: number, concurrency: number, answe
     } as never]
   })
   const { peak } = rss.stop()
+  const statuses = Object.entries((result as unknown as { statusCodeStats: Record<string, { count: number }> }).statusCodeStats ?? {})
+    .filter(([code]) => code !== '200').map(([code, { count }]) => `${code}×${count}`)
+  if (statuses.length > 0 || result.errors > 0) process.stderr.write(`  concurrency ${concurrency}: non-200 answers ${statuses.join(' ') || 'none'}, connection errors ${result.errors}, timeouts ${result.timeouts}\n`)
   const after = await processStats(pid)
   const ok = result['2xx']
   return {

@@ -1,5 +1,6 @@
 // Shared by the benchmark and soak scripts: child processes, their resource use, percentiles.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { openSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
@@ -34,7 +35,8 @@ export async function startService (env: Record<string, string>, port: number): 
   const child = spawn(process.execPath, ['dist/server.js'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', PORT: String(port), HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'ignore', 'inherit']
+    // BENCH_SERVICE_LOG=<file> keeps the service's log.
+    stdio: ['ignore', process.env.BENCH_SERVICE_LOG === undefined ? 'ignore' : openSync(process.env.BENCH_SERVICE_LOG, 'w'), 'inherit']
   })
   for (let i = 0; i < 600 && child.exitCode === null; i++) {
     const up = await request(`http://127.0.0.1:${port}/health`).then(async (r) => { await r.body.dump(); return r.statusCode === 200 }, () => false)

@@ -46,6 +46,9 @@ export default fp(async function loadPlugin (app) {
     inFlight++
     counted.add(request)
   })
+  // Released as the reply is sent (the work is done): a client that sends its next request as
+  // soon as it has the answer must find the slot free. onResponse and abort cover what skips onSend.
+  app.addHook('onSend', async (request) => { await release(request) })
   app.addHook('onResponse', release)
   app.addHook('onRequestAbort', release)
 }, { name: 'load', decorators: { fastify: ['config', 'metrics'] }, fastify: '5.x' })
