@@ -5,9 +5,10 @@ import fp from 'fastify-plugin'
 import sensible from '@fastify/sensible'
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
-import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import type { FastifyHttpOptions, FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
-import errorsPlugin, { frameworkErrors } from './plugins/errors.js'
+import errorsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/errors.js'
 import headersPlugin from './plugins/headers.js'
 import shutdownPlugin from './plugins/shutdown.js'
 import validationPlugin from './plugins/validation.js'
@@ -63,7 +64,7 @@ export function loggerOptions (level: string): LoggerOptions {
 }
 
 /** Fastify's options, the same for `npm start`, `npm run dev` and the tests. */
-export function serverOptions (config?: Config): FastifyServerOptions {
+export function serverOptions (config?: Config): FastifyHttpOptions<Server> {
   return {
     logger: loggerOptions(config?.logLevel ?? 'info'),
     // The caller's x-request-id is used when it is a sane token, else one is made.
@@ -73,6 +74,7 @@ export function serverOptions (config?: Config): FastifyServerOptions {
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
     },
     bodyLimit: config?.server.bodyLimit ?? 1024 * 1024,
+    http: { maxHeaderSize: config?.server.maxHeaderBytes ?? 16 * 1024 },
     // A hop count is supported at run time though Fastify's types omit it.
     trustProxy: (config?.server.trustProxy ?? false) as FastifyServerOptions['trustProxy'],
     keepAliveTimeout: config?.server.keepAliveTimeoutMs ?? 72_000,
@@ -82,7 +84,8 @@ export function serverOptions (config?: Config): FastifyServerOptions {
     routerOptions: { maxParamLength: 200 },
     // plugins/shutdown.ts answers while closing, with the envelope.
     return503OnClosing: false,
-    frameworkErrors
+    frameworkErrors,
+    clientErrorHandler
   }
 }
 

@@ -37,6 +37,7 @@ export const EnvSchema = Type.Object({
   SNS_TOPIC_ARNS: str('comma-separated SNS topic ARNs', '^arn:[^,\\s]+(\\s*,\\s*arn:[^,\\s]+)*$'),
   SNS_CERTS_DIR: str('a folder path'),
   BODY_LIMIT_BYTES: str('a size in bytes', INT),
+  MAX_HEADER_BYTES: str('a size in bytes', INT),
   TRUST_PROXY: str('true, false, a hop count, or comma-separated addresses/CIDRs', LIST),
   KEEP_ALIVE_TIMEOUT_MS: str('milliseconds', INT),
   REQUEST_TIMEOUT_MS: str('milliseconds', INT),
@@ -82,6 +83,7 @@ export interface Config {
     port: number
     host: string
     bodyLimit: number
+    maxHeaderBytes: number
     trustProxy: boolean | number | string[]
     keepAliveTimeoutMs: number
     requestTimeoutMs: number
@@ -249,6 +251,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       port: int('PORT', 3000, 0, 65535),
       host: env.HOST ?? '0.0.0.0',
       bodyLimit: int('BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+      maxHeaderBytes: int('MAX_HEADER_BYTES', 16 * 1024, 1024, 64 * 1024),
       trustProxy: trustProxy(env.TRUST_PROXY),
       // Above the idle timeout of common balancers (AWS ALB: 60 s), so they close first.
       keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1000),

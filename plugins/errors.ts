@@ -2,7 +2,10 @@
 // and only the envelope; the error and its cause chain go to the log.
 import fp from 'fastify-plugin'
 import { inspect } from 'node:util'
-import type { FastifyReply, FastifyRequest, FastifyError } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify'
 import {
   AuthenticationError, DateParseError, PayloadTooLargeError, RequestValidationError, RouteNotFoundError, ServiceError,
   UnexpectedException, UnsupportedMediaTypeError, WebhookDataError
@@ -95,6 +98,31 @@ export function sendError (raw: unknown, request: FastifyRequest, reply: Fastify
 /** Fastify's `frameworkErrors` option: errors raised before routing (a malformed URL). */
 export function frameworkErrors (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   sendError(err, request, reply)
+}
+
+/**
+ * Fastify's `clientErrorHandler` option: what Node's HTTP parser refuses before there is a
+ * request (headers over MAX_HEADER_BYTES, a malformed request line, a request too slow to
+ * arrive) also gets the envelope, with an id that is in the log line too.
+ */
+export function clientErrorHandler (this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
+  // A reset connection has no one left to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, message] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'Request headers are too large']
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request took too long to arrive']
+      : [400, 'Request is malformed']
+  const known = new RequestValidationError(message, { cause: err })
+  const requestId = randomUUID()
+  this.log.info({ reqId: requestId, err: known }, message)
+  const body = JSON.stringify(envelope(known, requestId))
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nx-content-type-options: nosniff\r\n` +
+      `connection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
 }
 
 export default fp(async function errorsPlugin (app) {

@@ -17,6 +17,11 @@ const FORBIDDEN: Array<[string, RegExp]> = [
   ['S3RVER credentials', /S3RVER/]
 ]
 
+/** What a response body says that it must not, or undefined when it is clean. */
+export function findLeak (body: string): string | undefined {
+  return FORBIDDEN.find(([, pattern]) => pattern.test(body))?.[0]
+}
+
 /** Asserts that a response body says nothing it must not. */
 export function assertNoLeak (t: Tap, body: string, extra: string[] = []): void {
   for (const [what, pattern] of FORBIDDEN) t.notMatch(body, pattern, `no ${what} in the body`)
