@@ -149,8 +149,12 @@ export async function searchAlerts (deps: SearchDeps, range: TimeRange, page: { 
   const flush = async (): Promise<void> => {
     const minute = group[0]?.minuteMs
     if (minute === undefined) return
-    for (const e of await entriesOf(deps, group, minute === firstMinute || minute === lastMinute)) {
-      if (e.t >= range.startMs && e.t < range.endMs && (page.after === undefined || compare(e, page.after) > 0)) selected.push(e)
+    const boundary = minute === firstMinute || minute === lastMinute
+    for (const e of await entriesOf(deps, group, boundary)) {
+      // Inside the range the key's minute alone decides: the full alert only orders the minute,
+      // and its own created_at (which Threat Stack may state otherwise) never drops an alert.
+      const inRange = !boundary || (e.t >= range.startMs && e.t < range.endMs)
+      if (inRange && (page.after === undefined || compare(e, page.after) > 0)) selected.push(e)
     }
     group = []
   }

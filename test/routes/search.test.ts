@@ -38,6 +38,34 @@ t.test('GET /alert?start&end over HTTP', async (t) => {
     }
   })
 
+  t.test('an alert inside the range is found whatever created_at its full alert states', async (t) => {
+    // Away from the other ranges. The full alert of b2 gives created_at in seconds, another
+    // minute altogether: the webhook key decides.
+    const TB = Date.UTC(2017, 0, 20, 0, 10)
+    await post('search-b1', TB)
+    threatstack.setAlert('search-b2', { id: 'search-b2', created_at: Math.floor((TB + 60_000) / 1000), title: 'full search-b2' })
+    const res = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: 'search-b2', created_at: String(TB + 60_000) } })
+    t.equal(res.statusCode, 200)
+    await post('search-b3', TB + 120_000)
+    const found = await app.inject({ method: 'GET', url: '/api/v1/s3/alert?start=2017-01-20T00:10:00Z&end=2017-01-20T00:12:01Z', headers: BEARER.read })
+    t.same(found.json().alerts.map((a: { id: string }) => a.id), ['search-b1', 'search-b2', 'search-b3'])
+    for (const limit of [1, 2]) {
+      const ids: string[] = []
+      let cursor: string | null = null
+      for (let i = 0; i < 5; i++) {
+        const page: { alerts: Array<{ id: string }>, nextCursor: string | null } = (await app.inject({
+          method: 'GET',
+          url: `/api/v1/s3/alert?start=2017-01-20T00:10:00Z&end=2017-01-20T00:12:01Z&limit=${limit}${cursor === null ? '' : `&cursor=${cursor}`}`,
+          headers: BEARER.read
+        })).json()
+        ids.push(...page.alerts.map((a) => a.id))
+        cursor = page.nextCursor
+        if (cursor === null) break
+      }
+      t.same(ids, ['search-b1', 'search-b2', 'search-b3'], `paged by ${limit}: no repeat, no skip`)
+    }
+  })
+
   t.test('default limit and an offset in start', async (t) => {
     const res = await app.inject({ method: 'GET', url: '/api/v1/s3/alert?start=2017-01-16T01:10:00%2B02:00&end=2017-01-17', headers: BEARER.read })
     t.equal(res.statusCode, 200)
