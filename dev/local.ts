@@ -77,7 +77,9 @@ export async function startLocalDependencies (log: FastifyBaseLogger, source = r
       const read = config.auth.readTokens[0] ?? '<read token>'
       const id = '587c0159a907346eccb84004'
       log.info([
-        `dev: service at ${base}  (health: ${base}/health, status: ${base}/api/v1/s3/status)`,
+        `dev: service at ${base}`,
+        `  API docs: ${base}/documentation   health: ${base}/health   readiness: ${base}/api/v1/s3/status`,
+        '  try it: npm run demo   (posts sample webhooks and reads them back)',
         'dev: archive a sample webhook, then read it back:',
         `  curl -s -X POST ${base}/api/v1/s3/alert -H 'authorization: Bearer ${ingest}' -H 'content-type: application/json' \\`,
         `    -d '{"alerts":[{"id":"${id}","created_at":"1484521800000","severity":"2","title":"Sample alert"}]}'`,

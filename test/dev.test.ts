@@ -43,6 +43,8 @@ t.test('with nothing configured, dev starts local S3, the simulator and dev toke
   local.announce([{ address: '0.0.0.0', family: 'IPv4', port: 3000 }])
   const announced = lines.at(-1) ?? ''
   t.match(announced, 'http://localhost:3000/health')
+  t.match(announced, 'http://localhost:3000/documentation')
+  t.match(announced, 'npm run demo')
   t.match(announced, `curl -s -X POST http://localhost:3000/api/v1/s3/alert -H 'authorization: Bearer ${DEV_INGEST_TOKEN}'`)
 })
 

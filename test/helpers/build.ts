@@ -70,6 +70,10 @@ export async function startUpstreams (t: Tap, options: { hawk?: boolean } = {}):
     S3_TIMEOUT_MS: '2000',
     S3_MAX_ATTEMPTS: '1',
     STATUS_TIMEOUT_MS: '1000',
+    // Shedding on event-loop pressure would answer 503 at random on a busy machine;
+    // test/plugins/load.test.ts turns it on where it is the subject.
+    LOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
+    LOAD_MAX_EVENT_LOOP_UTILIZATION: '0',
     LOG_LEVEL: 'silent'
   }
   return { s3, threatstack, env }
