@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import type { FastifyHttpOptions, FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
+import type { Dispatcher } from 'undici'
 import type { Config } from './config.js'
 import errorsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/errors.js'
 import headersPlugin from './plugins/headers.js'
@@ -15,6 +16,7 @@ import validationPlugin from './plugins/validation.js'
 import bodyPlugin from './plugins/body.js'
 import s3Plugin from './plugins/s3.js'
 import threatstackPlugin from './plugins/threatstack.js'
+import snsPlugin from './plugins/sns.js'
 import authPlugin from './plugins/auth.js'
 import metricsPlugin from './plugins/metrics.js'
 import loadPlugin from './plugins/load.js'
@@ -28,7 +30,11 @@ declare module 'fastify' {
   interface FastifyInstance { config: Config }
 }
 
-export interface AppOptions { config?: Config }
+export interface AppOptions {
+  config?: Config
+  /** Where SNS certificate fetches and subscription confirmations go; default: the service's own pool. */
+  snsDispatcher?: Dispatcher
+}
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -114,6 +120,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(bodyPlugin)
   await fastify.register(s3Plugin)
   await fastify.register(threatstackPlugin)
+  await fastify.register(snsPlugin, { ...(opts.snsDispatcher !== undefined && { dispatcher: opts.snsDispatcher }) })
   await fastify.register(authPlugin)
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)

@@ -20,10 +20,16 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/alert', {
     config: { inFlightLimited: true },
     onRequest: app.requireToken('ingest'),
+    // An AWS SNS message (header x-amz-sns-message-type) is verified, then unwrapped or answered.
+    preValidation: app.sns.unwrap,
+    errorHandler: app.sns.errorHandler,
     schema: {
       summary: 'Archive alerts posted by a Threat Stack webhook',
       description: 'Stores each alert as received and its full version fetched from Threat Stack. ' +
-        'Answers 200 only when every alert is stored; otherwise an error, so that the sender retries.',
+        'Answers 200 only when every alert is stored; otherwise an error, so that the sender retries. ' +
+        'Also accepts AWS SNS deliveries (header `x-amz-sns-message-type`, body sent as text/plain): every message\'s ' +
+        'signature is verified; a Notification\'s `Message` is this body as a JSON string; a SubscriptionConfirmation ' +
+        'is confirmed and an UnsubscribeConfirmation acknowledged, both with `archived: []`.',
       operationId: 'archiveAlerts',
       querystring: IngestQuerySchema,
       body: WebhookBodySchema,

@@ -11,6 +11,7 @@ import { loadConfig, type Config } from '../../config.js'
 import { LOCAL_S3_CREDENTIALS, startLocalS3, type LocalS3 } from '../../dev/local-s3.js'
 import { startThreatStackSimulator, type ThreatStackSimulator } from '../../dev/threatstack-simulator.js'
 import { startS3FaultProxy, type S3FaultProxy } from '../../dev/s3-fault-proxy.js'
+import { Agent, type Dispatcher } from 'undici'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 
@@ -98,6 +99,15 @@ export interface BuildOptions {
   logLevel?: string
   /** Put a fault-injecting, request-recording proxy between the app and S3. */
   s3Proxy?: boolean
+  /** Where SNS certificate fetches and confirmations go; default: nowhere (tests reach no network). */
+  snsDispatcher?: Dispatcher
+}
+
+/** A dispatcher whose every connection fails at once: what an SNS call reaches in a test that set none. */
+function noNetwork (t: Tap): Dispatcher {
+  const agent = new Agent({ connect: (_options, callback) => { callback(new Error('tests reach no network'), null) } })
+  t.teardown(async () => agent.close())
+  return agent
 }
 
 export async function build (t: Tap, options: BuildOptions = {}): Promise<Built> {
@@ -121,7 +131,7 @@ export async function build (t: Tap, options: BuildOptions = {}): Promise<Built>
     }
   })
   const instance = Fastify({ ...serverOptions(config), logger: { ...loggerOptions(options.logLevel ?? 'info'), stream } })
-  await instance.register(app, { config })
+  await instance.register(app, { config, snsDispatcher: options.snsDispatcher ?? noNetwork(t) })
   await instance.ready()
   t.teardown(async () => instance.close())
 
