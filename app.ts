@@ -14,12 +14,14 @@ import headersPlugin from './plugins/headers.js'
 import shutdownPlugin from './plugins/shutdown.js'
 import validationPlugin from './plugins/validation.js'
 import bodyPlugin from './plugins/body.js'
+import formQueryPlugin from './plugins/form-query.js'
 import s3Plugin from './plugins/s3.js'
 import threatstackPlugin from './plugins/threatstack.js'
 import snsPlugin from './plugins/sns.js'
 import authPlugin from './plugins/auth.js'
 import metricsPlugin from './plugins/metrics.js'
 import loadPlugin from './plugins/load.js'
+import openapiPlugin from './plugins/openapi.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
 import alertRoutes from './routes/alerts.js'
@@ -118,10 +120,13 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(loadPlugin)
   await fastify.register(validationPlugin)
   await fastify.register(bodyPlugin)
+  await fastify.register(formQueryPlugin)
   await fastify.register(s3Plugin)
   await fastify.register(threatstackPlugin)
   await fastify.register(snsPlugin, { ...(opts.snsDispatcher !== undefined && { dispatcher: opts.snsDispatcher }) })
   await fastify.register(authPlugin)
+  // Before the routes: it documents each route as it is added.
+  await fastify.register(openapiPlugin, { legacyPrefix: ARCHIVE_PREFIXES[1] })
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)
   await fastify.register(statusRoutes)

@@ -15,6 +15,20 @@ declare module 'fastify' {
 
 const digest = (token: string): Buffer => createHash('sha256').update(token).digest()
 
+// The hooks made by requireToken, with the scope each lets through: the OpenAPI document
+// declares a route's security from the hook it actually runs.
+const hookScopes = new WeakMap<object, Scope>()
+
+/** The scope a route's onRequest hooks require, undefined when none is checked. */
+export function requiredScope (onRequest: unknown): Scope | undefined {
+  const hooks: unknown[] = Array.isArray(onRequest) ? onRequest : [onRequest]
+  for (const hook of hooks) {
+    const scope = typeof hook === 'function' ? hookScopes.get(hook) : undefined
+    if (scope !== undefined) return scope
+  }
+  return undefined
+}
+
 /**
  * Which scopes a presented token has. Every known token is compared, in constant time over
  * fixed-length digests, so neither timing nor length tells how close a guess was.
@@ -50,13 +64,17 @@ export default fp(async function authPlugin (app) {
     ...ingestTokens.map((token) => ({ digest: digest(token), scope: 'ingest' as const })),
     ...readTokens.map((token) => ({ digest: digest(token), scope: 'read' as const }))
   ]
-  app.decorate('requireToken', (scope: Scope) => async (request) => {
-    const token = presentedToken(request, scope === 'ingest')
-    const scopes = token === undefined || token === '' ? new Set<Scope>() : scopesOf(token, known)
-    if (scopes.size === 0) {
-      // Missing and unknown tokens get the same answer: a 401 says nothing about which tokens exist.
-      throw new AuthenticationError()
+  app.decorate('requireToken', (scope: Scope) => {
+    const hook: onRequestAsyncHookHandler = async (request) => {
+      const token = presentedToken(request, scope === 'ingest')
+      const scopes = token === undefined || token === '' ? new Set<Scope>() : scopesOf(token, known)
+      if (scopes.size === 0) {
+        // Missing and unknown tokens get the same answer: a 401 says nothing about which tokens exist.
+        throw new AuthenticationError()
+      }
+      if (!scopes.has(scope)) throw new AuthorizationError()
     }
-    if (!scopes.has(scope)) throw new AuthorizationError()
+    hookScopes.set(hook, scope)
+    return hook
   })
 }, { name: 'auth', decorators: { fastify: ['config'] }, fastify: '5.x' })

@@ -31,9 +31,15 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'signature is verified; a Notification\'s `Message` is this body as a JSON string; a SubscriptionConfirmation ' +
         'is confirmed and an UnsubscribeConfirmation acknowledged, both with `archived: []`.',
       operationId: 'archiveAlerts',
+      consumes: ['application/json', 'text/plain'],
       querystring: IngestQuerySchema,
       body: WebhookBodySchema,
-      response: { 200: ArchiveReplySchema, ...errorResponses }
+      response: {
+        200: ArchiveReplySchema,
+        ...errorResponses('WebhookDataError', 'SNSMessageInvalidError', 'RequestValidationError', 'AuthenticationError',
+          'AuthorizationError', 'SNSSignatureError', 'PayloadTooLargeError', 'UnsupportedMediaTypeError',
+          'ThreatStackRequestError', 'ThreatStackAPIError', 'S3ClientError')
+      }
     }
   }, async (request) => ({
     success: true as const,
@@ -44,9 +50,13 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: app.requireToken('read'),
     schema: {
       summary: 'One archived alert',
+      description: 'The full alert as Threat Stack returned it when the webhook was archived.',
       operationId: 'getAlert',
       params: AlertIdParamsSchema,
-      response: { 200: AlertReplySchema, ...errorResponses }
+      response: {
+        200: AlertReplySchema,
+        ...errorResponses('RequestValidationError', 'AuthenticationError', 'AuthorizationError', 'AlertNotFoundError', 'S3ClientError')
+      }
     }
   }, async (request) => ({
     success: true as const,
@@ -54,6 +64,8 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }))
 
   app.get('/alert', {
+    // The Python service read start and end from a form body.
+    config: { formQuery: ['start', 'end'] },
     onRequest: app.requireToken('read'),
     schema: {
       summary: 'Archived alerts created in a time range',
@@ -61,7 +73,11 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'a page at a time. An alert whose webhook record is archived but whose full alert is not is listed in `missing`.',
       operationId: 'searchAlerts',
       querystring: SearchQuerySchema,
-      response: { 200: SearchReplySchema, ...errorResponses }
+      response: {
+        200: SearchReplySchema,
+        ...errorResponses('DateParseError', 'RequestValidationError', 'AuthenticationError', 'AuthorizationError',
+          'PayloadTooLargeError', 'S3ClientError')
+      }
     }
   }, async (request) => {
     const { start, end, limit = SEARCH_DEFAULT_LIMIT, cursor } = request.query

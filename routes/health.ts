@@ -7,8 +7,9 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { neverShed: true },
     schema: {
       summary: 'Liveness: the process serves',
+      description: 'For the load balancer: touches no upstream, and is never shed under load.',
       operationId: 'getHealth',
-      response: { 200: HealthReplySchema, ...errorResponses }
+      response: { 200: HealthReplySchema, ...errorResponses() }
     }
   }, async () => ({ status: 'ok' as const }))
 }
