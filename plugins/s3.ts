@@ -1,5 +1,6 @@
 // Decorates app.s3: the one S3Client of the process, destroyed on close.
 import fp from 'fastify-plugin'
+import pLimit from 'p-limit'
 import { S3Client } from '@aws-sdk/client-s3'
 import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
@@ -16,8 +17,16 @@ declare module 'fastify' {
   }
 }
 
+/** The archive over `s3`: at most as many S3 calls under way as the client has sockets. */
 export function storeOf (cfg: Config['s3'], s3: S3Client): Store {
-  return { s3, bucket: cfg.bucket, prefix: cfg.prefix, ...(cfg.write !== undefined && { write: cfg.write }) }
+  const limit = pLimit(cfg.maxSockets)
+  return {
+    s3,
+    bucket: cfg.bucket,
+    prefix: cfg.prefix,
+    ...(cfg.write !== undefined && { write: cfg.write }),
+    limit: async (call) => await limit(call)
+  }
 }
 
 /** Reports each S3 command (its retries included) to the observer: outcome, duration, retries. */

@@ -13,6 +13,16 @@ export interface Store {
   prefix: string
   /** Encryption, storage class and tags of every object written. */
   write?: S3WriteOptions
+  /**
+   * Bounds the S3 calls under way (as many as the client has sockets). A call waits here, as a
+   * closure, rather than inside the SDK: its request is built, signed and timed only once a
+   * socket is free, so the request timeout measures S3 and a queue costs next to no memory.
+   */
+  limit?: <T>(call: () => Promise<T>) => Promise<T>
+}
+
+async function call<T> (store: Store, fn: () => Promise<T>): Promise<T> {
+  return store.limit === undefined ? await fn() : await store.limit(fn)
 }
 
 // Error names S3 and S3-compatible servers use when asking callers to slow down.
@@ -37,13 +47,14 @@ function isNoSuchKey (err: unknown): boolean {
 /** Writes `value` as a JSON object. @throws S3ClientError */
 export async function putJson (store: Store, key: string, value: unknown, signal?: AbortSignal): Promise<void> {
   try {
-    await store.s3.send(new PutObjectCommand({
+    const body = JSON.stringify(value)
+    await call(store, async () => store.s3.send(new PutObjectCommand({
       Bucket: store.bucket,
       Key: key,
-      Body: JSON.stringify(value),
+      Body: body,
       ContentType: 'application/json',
       ...store.write
-    }), { abortSignal: signal })
+    }), { abortSignal: signal }))
   } catch (err) {
     throw toS3ClientError(err)
   }
@@ -53,8 +64,10 @@ export async function putJson (store: Store, key: string, value: unknown, signal
 export async function getJson (store: Store, key: string, signal?: AbortSignal): Promise<unknown> {
   let text: string
   try {
-    const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: signal })
-    text = await (res.Body?.transformToString('utf-8') ?? Promise.resolve(''))
+    text = await call(store, async () => {
+      const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: signal })
+      return await (res.Body?.transformToString('utf-8') ?? Promise.resolve(''))
+    })
   } catch (err) {
     if (isNoSuchKey(err)) return undefined
     throw toS3ClientError(err)
@@ -70,7 +83,7 @@ export async function getJson (store: Store, key: string, signal?: AbortSignal):
 /** Resolves when the bucket is reachable with our credentials. @throws S3ClientError */
 export async function checkBucket (store: Store, signal?: AbortSignal): Promise<void> {
   try {
-    await store.s3.send(new HeadBucketCommand({ Bucket: store.bucket }), { abortSignal: signal })
+    await call(store, async () => store.s3.send(new HeadBucketCommand({ Bucket: store.bucket }), { abortSignal: signal }))
   } catch (err) {
     throw toS3ClientError(err)
   }
@@ -79,7 +92,7 @@ export async function checkBucket (store: Store, signal?: AbortSignal): Promise<
 /** Whether an object exists. @throws S3ClientError */
 export async function exists (store: Store, key: string): Promise<boolean> {
   try {
-    await store.s3.send(new HeadObjectCommand({ Bucket: store.bucket, Key: key }))
+    await call(store, async () => store.s3.send(new HeadObjectCommand({ Bucket: store.bucket, Key: key })))
     return true
   } catch (err) {
     // HEAD answers have no body, so a missing key is a bare NotFound (as is a missing bucket: HEAD cannot tell).
@@ -100,12 +113,12 @@ export async function * listKeys (store: Store, listing: { Prefix: string, Start
     let keys: string[]
     let truncated: boolean
     try {
-      const res = await store.s3.send(new ListObjectsV2Command({
+      const res = await call(store, async () => store.s3.send(new ListObjectsV2Command({
         Bucket: store.bucket,
         Prefix: listing.Prefix,
         MaxKeys: pageSize,
         ...(startAfter !== undefined && { StartAfter: startAfter })
-      }))
+      })))
       keys = (res.Contents ?? []).flatMap((o) => o.Key === undefined ? [] : [o.Key])
       truncated = res.IsTruncated === true
     } catch (err) {

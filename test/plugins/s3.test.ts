@@ -44,6 +44,18 @@ t.test('a slow S3 is given up after S3_TIMEOUT_MS', async (t) => {
   assertError(t, await app.inject({ method: 'GET', url: `/api/v1/s3/alert/${ALERT.id}`, headers: BEARER.read }), 502, 'S3ClientError')
 })
 
+t.test('S3 calls beyond S3_MAX_SOCKETS wait for a socket before the SDK: S3_TIMEOUT_MS counts S3 time, not the wait', async (t) => {
+  const { app, s3proxy, readObject } = await build(t, { s3Proxy: true, env: { S3_MAX_SOCKETS: '1', S3_TIMEOUT_MS: '600', S3_MAX_ATTEMPTS: '1' } })
+  await s3proxy!.failWith('delay', { delayMs: 200 })
+  const alerts = Array.from({ length: 4 }, (_, i) => ({ id: `queued-${i}`, created_at: ALERT.created_at }))
+  const started = Date.now()
+  const res = await app.inject({ ...post, payload: { alerts } })
+  t.equal(res.statusCode, 200, 'eight PUTs through one socket, each within its timeout')
+  t.ok(Date.now() - started >= 8 * 200, 'one at a time')
+  t.equal(puts(s3proxy!.requests), 8, 'none retried')
+  for (const { id } of alerts) t.ok(await readObject(`alerts/${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`), `${id} is complete`)
+})
+
 t.test('a refused connection is a 502 S3ClientError, and the service recovers with S3', async (t) => {
   const { app, s3proxy } = await build(t, { s3Proxy: true })
   await s3proxy!.failWith('refuse')
