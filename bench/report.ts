@@ -3,66 +3,112 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ROOT } from './lib.js'
 
-export interface Side { perSecond: number, p50: number, p99: number, errors: number }
+export interface Side { perSecond: number, p50: number, p99: number, errors: number, peakRssMb: number, cpuSecondsPer1000: number }
 export interface Row {
   concurrency: number
-  service: Side & { peakRssMb: number, cpuSecondsPer1000: number }
+  service: Side
   plain: Side
   latencyRatio: number
   throughputRatio: number
 }
-export interface Run { date: string, durationS: number, upstreamLatencyMs: number, node: string, rows: Row[], missing: number, checked: number }
+export interface Run {
+  date: string
+  /** Seconds per side and concurrency, split into `rounds` turns of service and plain client. */
+  durationS: number
+  rounds: number
+  upstreamLatencyMs: number
+  /** Heap size given to the service and the plain client (--max-heap-size), MB; 0: Node's default. */
+  heapMb: number
+  node: string
+  rows: Row[]
+  missing: number
+  checked: number
+}
 
 const f = (n: number, digits = 1): string => Number.isFinite(n) ? n.toFixed(digits) : '–'
 
 export function markdown (run: Run): string {
   return [
-    `Run of ${run.date} (Node ${run.node}, ${run.durationS} s per step, ${run.upstreamLatencyMs} ms added per upstream call; ` +
+    `Run of ${run.date} (Node ${run.node}, ${run.durationS} s per side and concurrency in ${run.rounds} alternating rounds (latencies: median of the rounds), ${run.upstreamLatencyMs} ms added per upstream call, ` +
+      `heap limit ${run.heapMb > 0 ? `${run.heapMb} MB` : 'Node default'}; ` +
       `${run.checked} alerts answered 200 checked in S3, ${run.missing} incomplete).`,
     '',
-    '| concurrency | service webhooks/s | plain sequences/s | throughput ratio | service p50 ms | plain p50 ms | latency ratio | service p99 ms | plain p99 ms | errors | peak RSS MB | CPU s / 1,000 webhooks |',
+    '| concurrency | service webhooks/s | plain sequences/s | throughput ratio | service p50 ms | plain p50 ms | latency ratio | service p99 ms | plain p99 ms | errors | peak RSS MB (plain) | CPU s / 1,000 webhooks (plain) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...run.rows.map((r) => `| ${r.concurrency} | ${f(r.service.perSecond, 0)} | ${f(r.plain.perSecond, 0)} | ${f(r.throughputRatio, 2)} | ${f(r.service.p50)} | ${f(r.plain.p50)} | ${f(r.latencyRatio, 2)} | ${f(r.service.p99)} | ${f(r.plain.p99)} | ${r.service.errors} | ${f(r.service.peakRssMb, 0)} | ${f(r.service.cpuSecondsPer1000, 2)} |`),
+    ...run.rows.map((r) => `| ${r.concurrency} | ${f(r.service.perSecond, 0)} | ${f(r.plain.perSecond, 0)} | ${f(r.throughputRatio, 2)} | ` +
+      `${f(r.service.p50)} | ${f(r.plain.p50)} | ${f(r.latencyRatio, 2)} | ${f(r.service.p99)} | ${f(r.plain.p99)} | ${r.service.errors} | ` +
+      `${f(r.service.peakRssMb, 0)} (${f(r.plain.peakRssMb, 0)}) | ${f(r.service.cpuSecondsPer1000, 2)} (${f(r.plain.cpuSecondsPer1000, 2)}) |`),
     ''
   ].join('\n')
 }
 
-/** Two panels (p50 latency, throughput) against concurrency on a log scale, service beside plain client. */
+const SERVICE = '#c0392b'
+const PLAIN = '#2471a3'
+
+/**
+ * Two panels against concurrency (log scale): latency (p50 solid, p99 dashed; log scale, as it
+ * spans from milliseconds to seconds) and throughput (linear from 0); service beside plain client.
+ */
 export function svg (run: Run): string {
-  const W = 360
-  const H = 240
-  const pad = { l: 56, r: 16, t: 30, b: 40 }
+  const W = 380
+  const H = 260
+  const pad = { l: 58, r: 18, t: 34, b: 42 }
   const xs = run.rows.map((r) => r.concurrency)
-  const x = (c: number): number => {
-    const lo = Math.log(Math.min(...xs))
-    const hi = Math.log(Math.max(...xs))
-    return pad.l + (hi === lo ? 0.5 : (Math.log(c) - lo) / (hi - lo)) * (W - pad.l - pad.r)
+  const lo = Math.log(Math.min(...xs))
+  const hi = Math.log(Math.max(...xs))
+  const x = (c: number): number => pad.l + (hi === lo ? 0.5 : (Math.log(c) - lo) / (hi - lo)) * (W - pad.l - pad.r)
+  const plotH = H - pad.t - pad.b
+
+  interface Axis { y: (v: number) => number, ticks: number[] }
+  const linear = (values: number[]): Axis => {
+    const max = Math.max(1e-9, ...values) * 1.1
+    const step = 10 ** Math.floor(Math.log10(max / 1.1 / 2 || 1))
+    const nice = [1, 2, 5, 10].map((k) => k * step).find((s) => max / s <= 6) ?? step * 10
+    const ticks = Array.from({ length: Math.floor(max / nice) + 1 }, (_, i) => i * nice)
+    return { y: (v) => pad.t + (1 - v / max) * plotH, ticks }
   }
-  const panel = (title: string, unit: string, pick: (r: Row) => [number, number], offset: number): string => {
-    const max = Math.max(1e-9, ...run.rows.flatMap((r) => pick(r)).filter(Number.isFinite)) * 1.1
-    const y = (v: number): number => pad.t + (1 - v / max) * (H - pad.t - pad.b)
-    const line = (i: 0 | 1, colour: string): string => {
-      const points = run.rows.map((r) => `${x(r.concurrency).toFixed(1)},${y(pick(r)[i]).toFixed(1)}`)
-      return `<polyline fill="none" stroke="${colour}" stroke-width="2" points="${points.join(' ')}"/>` +
-        points.map((p) => `<circle cx="${p.split(',')[0] ?? 0}" cy="${p.split(',')[1] ?? 0}" r="3" fill="${colour}"/>`).join('')
-    }
-    const ticks = [0, 0.5, 1].map((k) => max / 1.1 * k)
-    return `<g transform="translate(${offset},0)">` +
-      `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13">${title}</text>` +
-      `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#444"/>` +
-      `<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#444"/>` +
-      ticks.map((v) => `<text x="${pad.l - 6}" y="${y(v) + 4}" text-anchor="end" font-size="10">${f(v, v < 10 ? 1 : 0)}</text>`).join('') +
-      xs.map((c) => `<text x="${x(c)}" y="${H - pad.b + 14}" text-anchor="middle" font-size="10">${c}</text>`).join('') +
-      `<text x="${W / 2}" y="${H - 6}" text-anchor="middle" font-size="10">concurrency</text>` +
-      `<text x="12" y="${H / 2}" font-size="10" transform="rotate(-90 12 ${H / 2})" text-anchor="middle">${unit}</text>` +
-      line(0, '#c0392b') + line(1, '#2471a3') + '</g>'
+  const logarithmic = (values: number[]): Axis => {
+    const positive = values.filter((v) => v > 0)
+    const a = Math.floor(Math.log10(Math.min(1, ...positive)))
+    const b = Math.ceil(Math.log10(Math.max(10, ...positive)))
+    const ticks = Array.from({ length: b - a + 1 }, (_, i) => 10 ** (a + i))
+    return { y: (v) => pad.t + (1 - (Math.log10(Math.max(v, 10 ** a)) - a) / (b - a)) * plotH, ticks }
   }
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H + 20}" font-family="sans-serif">` +
+  const series = (axis: Axis, values: number[], colour: string, dashed: boolean): string => {
+    const points = run.rows.flatMap((r, i) => Number.isFinite(values[i]) ? [[x(r.concurrency), axis.y(values[i] as number)]] : [])
+    return `<polyline fill="none" stroke="${colour}" stroke-width="2"${dashed ? ' stroke-dasharray="5 4"' : ''} points="${points.map(([px, py]) => `${(px as number).toFixed(1)},${(py as number).toFixed(1)}`).join(' ')}"/>` +
+      (dashed ? '' : points.map(([px, py]) => `<circle cx="${(px as number).toFixed(1)}" cy="${(py as number).toFixed(1)}" r="3" fill="${colour}"/>`).join(''))
+  }
+  const frame = (title: string, unit: string, axis: Axis): string =>
+    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="13" font-weight="bold">${title}</text>` +
+    axis.ticks.map((v) => `<line x1="${pad.l}" y1="${axis.y(v).toFixed(1)}" x2="${W - pad.r}" y2="${axis.y(v).toFixed(1)}" stroke="#ddd"/>` +
+      `<text x="${pad.l - 6}" y="${(axis.y(v) + 4).toFixed(1)}" text-anchor="end" font-size="10">${v >= 1 ? v.toLocaleString('en') : String(v)}</text>`).join('') +
+    `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#444"/>` +
+    `<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#444"/>` +
+    xs.map((c) => `<text x="${x(c).toFixed(1)}" y="${H - pad.b + 14}" text-anchor="middle" font-size="10">${c}</text>`).join('') +
+    `<text x="${(pad.l + W - pad.r) / 2}" y="${H - 8}" text-anchor="middle" font-size="10">concurrency (log scale)</text>` +
+    `<text x="14" y="${pad.t + plotH / 2}" font-size="10" transform="rotate(-90 14 ${pad.t + plotH / 2})" text-anchor="middle">${unit}</text>`
+
+  const latencyAxis = logarithmic(run.rows.flatMap((r) => [r.service.p50, r.plain.p50, r.service.p99, r.plain.p99]))
+  const throughputAxis = linear(run.rows.flatMap((r) => [r.service.perSecond, r.plain.perSecond]).filter(Number.isFinite))
+  const latency = frame('latency', 'ms (log scale)', latencyAxis) +
+    series(latencyAxis, run.rows.map((r) => r.service.p99), SERVICE, true) +
+    series(latencyAxis, run.rows.map((r) => r.plain.p99), PLAIN, true) +
+    series(latencyAxis, run.rows.map((r) => r.service.p50), SERVICE, false) +
+    series(latencyAxis, run.rows.map((r) => r.plain.p50), PLAIN, false)
+  const throughput = frame('throughput', 'webhooks per second', throughputAxis) +
+    series(throughputAxis, run.rows.map((r) => r.service.perSecond), SERVICE, false) +
+    series(throughputAxis, run.rows.map((r) => r.plain.perSecond), PLAIN, false)
+  const legendY = H + 8
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H + 28}" font-family="sans-serif">` +
     '<rect width="100%" height="100%" fill="white"/>' +
-    panel('p50 latency', 'ms', (r) => [r.service.p50, r.plain.p50], 0) +
-    panel('throughput', 'per second', (r) => [r.service.perSecond, r.plain.perSecond], W) +
-    `<g font-size="11"><rect x="${W - 90}" y="${H + 4}" width="10" height="10" fill="#c0392b"/><text x="${W - 76}" y="${H + 13}">service</text>` +
-    `<rect x="${W + 10}" y="${H + 4}" width="10" height="10" fill="#2471a3"/><text x="${W + 24}" y="${H + 13}">plain client</text></g></svg>\n`
+    `<g>${latency}</g><g transform="translate(${W},0)">${throughput}</g>` +
+    `<g font-size="11" transform="translate(${W - 200},${legendY})">` +
+    `<rect x="0" y="0" width="10" height="10" fill="${SERVICE}"/><text x="14" y="9">service</text>` +
+    `<rect x="80" y="0" width="10" height="10" fill="${PLAIN}"/><text x="94" y="9">plain client</text>` +
+    '<line x1="190" y1="5" x2="215" y2="5" stroke="#444" stroke-width="2"/><text x="219" y="9">p50</text>' +
+    '<line x1="260" y1="5" x2="285" y2="5" stroke="#444" stroke-width="2" stroke-dasharray="5 4"/><text x="289" y="9">p99</text>' +
+    '</g></svg>\n'
 }
 
 export async function writeResults (run: Run): Promise<string> {

@@ -4,6 +4,9 @@
 //   UPSTREAM_LATENCY_MS  added to every S3 and Threat Stack call (default 5)
 //   FAULT_RATE           share of calls failed at random (default 0): Threat Stack HTML 503,
 //                        429, hang; S3 SlowDown, 500
+//   FAULT_LOG            a file that gets one JSON line per injected fault: upstream, fault, path
+// Ends when its parent closes its stdin (or on SIGTERM/SIGINT), so it never outlives a run.
+import { appendFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,6 +19,7 @@ export const BENCH_API_KEY = 'bench-api-key'
 
 const latencyMs = Number(process.env.UPSTREAM_LATENCY_MS ?? 5)
 const faultRate = Number(process.env.FAULT_RATE ?? 0)
+const faultLog = process.env.FAULT_LOG
 
 const dir = await mkdtemp(join(tmpdir(), 'ts2s3-bench-'))
 const s3 = await startLocalS3({ directory: dir, buckets: [BENCH_BUCKET] })
@@ -25,12 +29,28 @@ if (faultRate > 0) {
   simulator.failRandomly(faultRate, ['html-503', 'json-429', 'hang'])
   proxy.failRandomly(faultRate, ['slowdown', 'internal'])
 }
-// The proxy keeps no request log in a long run.
-setInterval(() => { proxy.requests.length = 0; simulator.requests.length = 0 }, 1000).unref()
+// The request logs are emptied every second (a long run keeps none), the faults written out first.
+// A simulator request gets its fault after the added latency: only those older than 2 s are taken.
+function drain (all = false): void {
+  const cutoff = all ? Number.POSITIVE_INFINITY : Date.now() - 2000
+  const young = simulator.requests.findIndex((r) => r.at >= cutoff)
+  const simulated = simulator.requests.splice(0, young === -1 ? simulator.requests.length : young)
+  const proxied = proxy.requests.splice(0, proxy.requests.length)
+  const lines = [
+    ...simulated.flatMap((r) => r.fault === undefined ? [] : [{ upstream: 'threatstack', fault: r.fault, path: r.path }]),
+    ...proxied.flatMap((r) => r.fault === undefined ? [] : [{ upstream: 's3', fault: r.fault, path: r.path }])
+  ]
+  if (faultLog !== undefined && lines.length > 0) appendFileSync(faultLog, lines.map((l) => `${JSON.stringify(l)}\n`).join(''))
+}
+setInterval(drain, 1000).unref()
 
 process.stdout.write(`${JSON.stringify({ s3: proxy.endpoint, s3Direct: s3.endpoint, threatstack: simulator.url, bucket: BENCH_BUCKET, apiKey: BENCH_API_KEY })}\n`)
 
+let stopping = false
 const stop = async (): Promise<void> => {
+  if (stopping) return
+  stopping = true
+  drain(true)
   await simulator.close()
   await proxy.close()
   await s3.close()
@@ -39,3 +59,5 @@ const stop = async (): Promise<void> => {
 }
 process.on('SIGTERM', () => { stop().catch(() => process.exit(1)) })
 process.on('SIGINT', () => { stop().catch(() => process.exit(1)) })
+process.stdin.on('end', () => { stop().catch(() => process.exit(1)) })
+process.stdin.resume()

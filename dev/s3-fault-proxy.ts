@@ -7,7 +7,13 @@ import { once } from 'node:events'
 
 export type S3Fault = 'internal' | 'slowdown' | 'delay' | 'refuse'
 
-export interface ProxiedRequest { method: string, path: string, headers: IncomingHttpHeaders }
+export interface ProxiedRequest {
+  method: string
+  path: string
+  headers: IncomingHttpHeaders
+  /** The fault it was answered with, if any. */
+  fault?: Exclude<S3Fault, 'refuse'>
+}
 
 export interface S3FaultProxy {
   readonly endpoint: string
@@ -47,8 +53,10 @@ export async function startS3FaultProxy (target: string, options: { latencyMs?: 
   }
 
   const server: Server = createServer((req, res) => {
-    requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers })
+    const recorded: ProxiedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers }
+    requests.push(recorded)
     const injected = next()
+    if (injected !== undefined) recorded.fault = injected.kind
     const send = (status: number, code: string, message: string): void => {
       req.resume()
       const body = s3Error(code, message)

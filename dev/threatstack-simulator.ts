@@ -30,7 +30,15 @@ export interface SimulatorOptions {
   port?: number
 }
 
-export interface RecordedRequest { method: string, path: string, authorized: boolean, /** Date.now() on arrival */ at: number }
+export interface RecordedRequest {
+  method: string
+  path: string
+  authorized: boolean
+  /** Date.now() on arrival */
+  at: number
+  /** The failure mode it was answered in, if any. */
+  fault?: FailureMode
+}
 
 export interface ThreatStackSimulator {
   /** Base URL to configure as THREATSTACK_BASE_URL. */
@@ -111,10 +119,12 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://simulator')
     const ok = await authorized(req)
-    requests.push({ method: req.method ?? '', path: url.pathname + url.search, authorized: ok, at: Date.now() })
+    const recorded: RecordedRequest = { method: req.method ?? '', path: url.pathname + url.search, authorized: ok, at: Date.now() }
+    requests.push(recorded)
     if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs))
 
     const failing = nextFailure()
+    if (failing !== undefined) recorded.fault = failing.mode
     switch (failing?.mode) {
       case 'hang': return
       case 'reset':
