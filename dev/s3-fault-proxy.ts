@@ -1,11 +1,12 @@
 // An HTTP proxy in front of a local S3 server that records every request and can inject the
-// faults S3 shows in production: 500 InternalError, 503 SlowDown, delays, refused connections.
+// faults S3 shows in production: 500 InternalError, 503 SlowDown, delays, refused connections;
+// and it can hold requests until healed, to show what does or does not wait for them.
 // Used by the tests and the soak run.
 import { createServer, request as forward, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { once } from 'node:events'
 
-export type S3Fault = 'internal' | 'slowdown' | 'delay' | 'refuse'
+export type S3Fault = 'internal' | 'slowdown' | 'delay' | 'hold' | 'refuse'
 
 export interface ProxiedRequest {
   method: string
@@ -18,10 +19,15 @@ export interface ProxiedRequest {
 export interface S3FaultProxy {
   readonly endpoint: string
   readonly requests: ProxiedRequest[]
-  /** The next `times` requests (all when omitted) fail in `fault`; 'delay' holds each one `delayMs`. */
-  failWith (fault: S3Fault, options?: { times?: number, delayMs?: number }): Promise<void>
+  /**
+   * The next `times` requests (all when omitted) whose `METHOD path` matches `match` (all when
+   * omitted) fail in `fault`; 'delay' holds each one `delayMs`, 'hold' until `heal()`.
+   */
+  failWith (fault: S3Fault, options?: { times?: number, delayMs?: number, match?: RegExp }): Promise<void>
   /** Each request fails with probability `rate`, in one of `faults` picked at random. */
-  failRandomly (rate: number, faults: Array<Exclude<S3Fault, 'refuse'>>, delayMs?: number): void
+  failRandomly (rate: number, faults: Array<Exclude<S3Fault, 'refuse' | 'hold'>>, delayMs?: number): void
+  /** Connections open to the proxy now. */
+  readonly openConnections: number
   heal (): Promise<void>
   close (): Promise<void>
 }
@@ -35,12 +41,13 @@ export async function startS3FaultProxy (target: string, options: { latencyMs?: 
   const upstream = new URL(target)
   const requests: ProxiedRequest[] = []
   const sockets = new Set<Socket>()
-  let fault: { kind: Exclude<S3Fault, 'refuse'>, remaining: number, delayMs: number } | undefined
-  let random: { rate: number, faults: Array<Exclude<S3Fault, 'refuse'>>, delayMs: number } | undefined
+  let fault: { kind: Exclude<S3Fault, 'refuse'>, remaining: number, delayMs: number, match: RegExp | undefined } | undefined
+  let random: { rate: number, faults: Array<Exclude<S3Fault, 'refuse' | 'hold'>>, delayMs: number } | undefined
+  const held: Array<() => void> = []
   let listening = false
 
-  function next (): { kind: Exclude<S3Fault, 'refuse'>, delayMs: number } | undefined {
-    if (fault !== undefined) {
+  function next (request: string): { kind: Exclude<S3Fault, 'refuse'>, delayMs: number } | undefined {
+    if (fault !== undefined && (fault.match === undefined || fault.match.test(request))) {
       const current = fault
       current.remaining--
       if (current.remaining <= 0) fault = undefined
@@ -55,7 +62,7 @@ export async function startS3FaultProxy (target: string, options: { latencyMs?: 
   const server: Server = createServer((req, res) => {
     const recorded: ProxiedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers }
     requests.push(recorded)
-    const injected = next()
+    const injected = next(`${recorded.method} ${recorded.path}`)
     if (injected !== undefined) recorded.fault = injected.kind
     const send = (status: number, code: string, message: string): void => {
       req.resume()
@@ -78,6 +85,10 @@ export async function startS3FaultProxy (target: string, options: { latencyMs?: 
       })
       out.on('error', () => res.destroy())
       req.pipe(out)
+    }
+    if (injected?.kind === 'hold') {
+      held.push(pass)
+      return
     }
     const delayMs = (injected?.kind === 'delay' ? injected.delayMs : 0) + latencyMs
     if (delayMs > 0) setTimeout(pass, delayMs)
@@ -115,12 +126,14 @@ export async function startS3FaultProxy (target: string, options: { latencyMs?: 
         await stop()
         return
       }
-      fault = { kind, remaining: options.times ?? Number.POSITIVE_INFINITY, delayMs: options.delayMs ?? 0 }
+      fault = { kind, remaining: options.times ?? Number.POSITIVE_INFINITY, delayMs: options.delayMs ?? 0, match: options.match }
     },
     failRandomly (rate, faults, delayMs = 0) { random = { rate, faults, delayMs } },
+    get openConnections () { return sockets.size },
     async heal () {
       fault = undefined
       random = undefined
+      for (const release of held.splice(0)) release()
       if (!listening) await listen(port)
     },
     async close () { await stop() }

@@ -46,6 +46,8 @@ export interface ThreatStackSimulator {
   readonly port: number
   /** Every request received, in order. */
   readonly requests: RecordedRequest[]
+  /** Connections open to the simulator now. */
+  readonly openConnections: number
   /** Fails the next `times` requests (all of them when omitted) in `mode`; 'json-429' sends `retryAfter` (default '7'). */
   failWith (mode: FailureMode, times?: number, options?: { retryAfter?: string }): Promise<void>
   /** Back to normal answers (and listening again after 'refused'). */
@@ -210,6 +212,7 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
     setAlert (id, alert) { alerts.set(id, alert) },
     setLatency (ms) { latencyMs = ms },
     failRandomly (rate, modes) { random = { rate, modes } },
+    get openConnections () { return sockets.size },
     async close () { await stopListening() }
   }
 }

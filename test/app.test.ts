@@ -1,6 +1,9 @@
 // The HTTP server options of app.ts, as a balancer sees them.
 import t from 'tap'
-import { build } from './helpers/build.js'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { request, type Dispatcher } from 'undici'
+import { BEARER, build } from './helpers/build.js'
 
 const incoming = (logs: Array<Record<string, unknown>>): Array<{ remoteAddress?: string }> =>
   logs.filter((l) => l.msg === 'incoming request').map((l) => l.req as { remoteAddress?: string })
@@ -25,4 +28,34 @@ t.test('keep-alive outlives the balancer; requests have a deadline', async (t) =
   t.equal(app.server.requestTimeout, 30_000)
   const defaults = await build(t)
   t.equal(defaults.app.server.keepAliveTimeout, 72_000, 'default above the 60 s idle timeout of AWS load balancers')
+})
+
+t.test('closing: no new connection is accepted, the webhook in flight is answered, then both upstream clients are closed', async (t) => {
+  const { app, threatstack, s3proxy } = await build(t, { s3Proxy: true })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const post = async (id: string): Promise<Dispatcher.ResponseData> => await request(`http://127.0.0.1:${port}/api/v1/s3/alert`, {
+    method: 'POST',
+    headers: { ...BEARER.ingest, 'content-type': 'application/json' },
+    body: JSON.stringify({ id, created_at: 1484521800000 })
+  })
+  const warm = await post('close-001')
+  t.equal(warm.statusCode, 200)
+  await warm.body.dump()
+  t.ok(threatstack.openConnections > 0 && s3proxy!.openConnections > 0, 'keep-alive connections to both upstreams are open')
+
+  threatstack.setLatency(800)
+  const inFlight = post('close-002')
+  for (let i = 0; i < 100 && threatstack.requests.length < 2; i++) await sleep(10)
+  const closed = app.close()
+  await sleep(50)
+  await t.rejects(request(`http://127.0.0.1:${port}/health`), { code: 'ECONNREFUSED' }, 'a new connection is refused')
+  const res = await inFlight
+  t.equal(res.statusCode, 200, 'the webhook in flight is answered')
+  t.equal(res.headers.connection, 'close', 'and its connection closed')
+  await res.body.dump()
+  await closed
+  for (let i = 0; i < 100 && (threatstack.openConnections > 0 || s3proxy!.openConnections > 0); i++) await sleep(20)
+  t.equal(threatstack.openConnections, 0, 'the Threat Stack pool is closed')
+  t.equal(s3proxy!.openConnections, 0, 'the S3 client is destroyed')
 })

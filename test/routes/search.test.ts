@@ -1,4 +1,5 @@
 import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { build, BEARER } from '../helpers/build.js'
 import { assertNoLeak } from '../helpers/leaks.js'
 
@@ -116,4 +117,47 @@ t.test('GET /alert?start&end over HTTP', async (t) => {
     t.equal(res.json().error.type, 'S3ClientError')
     assertNoLeak(t, res.body)
   })
+})
+
+t.test('S3 failing after the listing succeeded, on the full alerts or the records: 502, never a partial page', async (t) => {
+  const { app, s3proxy } = await build(t, { s3Proxy: true })
+  // Alerts in an inner minute (full alerts read) and in the boundary minutes (records read).
+  for (const [id, at] of [['mid-0001', T0 + 1], ['mid-0002', T0 + 600_000], ['mid-0003', T0 + 1_200_000]] as const) {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id, created_at: String(at) } })
+    t.equal(res.statusCode, 200)
+  }
+  const url = '/api/v1/s3/alert?start=2017-01-15T23:10:00Z&end=2017-01-15T23:30:00.500Z'
+  t.equal((await app.inject({ method: 'GET', url, headers: BEARER.read })).json().alerts.length, 3, 'all three found when S3 is well')
+
+  for (const [what, match] of [['a full alert', /^GET \/[^/]+\/alerts\//], ['a webhook record', /^GET \/[^/]+\/webhooks\//]] as const) {
+    const listed = s3proxy!.requests.length
+    await s3proxy!.failWith('internal', { times: 1, match })
+    const res = await app.inject({ method: 'GET', url, headers: BEARER.read })
+    t.equal(res.statusCode, 502, `${what} failing`)
+    t.equal(res.json().error.type, 'S3ClientError')
+    t.notOk('alerts' in res.json(), 'no alerts in the answer')
+    t.ok(s3proxy!.requests.slice(listed).some((r) => r.method === 'GET' && r.path.includes('list-type=2') && r.fault === undefined), 'the listing itself succeeded')
+    assertNoLeak(t, res.body)
+    await s3proxy!.heal()
+  }
+})
+
+t.test('a search reads at most SEARCH_CONCURRENCY full alerts at once', async (t) => {
+  const { app, s3proxy } = await build(t, { s3Proxy: true, env: { SEARCH_CONCURRENCY: '2', S3_TIMEOUT_MS: '10000' } })
+  for (let i = 0; i < 6; i++) {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: `bound-00${i}`, created_at: String(T0 + 120_000 + i) } })
+    t.equal(res.statusCode, 200)
+  }
+  const heldAlerts = (): number => s3proxy!.requests.filter((r) => r.fault === 'hold').length
+  await s3proxy!.failWith('hold', { match: /^GET \/[^/]+\/alerts\// })
+  const search = app.inject({ method: 'GET', url: '/api/v1/s3/alert?start=2017-01-15T23:00:00Z&end=2017-01-16', headers: BEARER.read })
+  for (let i = 0; i < 250 && heldAlerts() < 2; i++) await sleep(20)
+  t.equal(heldAlerts(), 2, 'two reads under way')
+  // With every read held, an unbounded search would have all six in flight by now.
+  await sleep(200)
+  t.equal(heldAlerts(), 2, 'no third while two are held')
+  await s3proxy!.heal()
+  const res = await search
+  t.equal(res.statusCode, 200)
+  t.same(res.json().alerts.map((a: { id: string }) => a.id), Array.from({ length: 6 }, (_, i) => `bound-00${i}`))
 })

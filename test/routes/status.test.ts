@@ -1,4 +1,5 @@
 import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { build } from '../helpers/build.js'
 import { assertNoLeak } from '../helpers/leaks.js'
 
@@ -117,4 +118,20 @@ t.test('GET /health is 200 {status: ok} and touches no upstream', async (t) => {
   const down = await app.inject({ method: 'GET', url: '/health' })
   t.equal(down.statusCode, 200)
   t.same(down.json(), { status: 'ok' })
+})
+
+t.test('the two checks run at once: Threat Stack is asked while the S3 check is still waiting', async (t) => {
+  const { app, threatstack, s3proxy } = await build(t, { s3Proxy: true, env: { STATUS_TIMEOUT_MS: '5000' } })
+  await s3proxy!.failWith('hold')
+  const status = app.inject({ method: 'GET', url: '/api/v1/s3/status' })
+  let both = false
+  for (let i = 0; i < 150 && !both; i++) {
+    both = checks(threatstack.requests) === 1 && s3proxy!.requests.some((r) => r.fault === 'hold')
+    if (!both) await sleep(20)
+  }
+  t.ok(both, 'both upstreams were asked before either answered')
+  await s3proxy!.heal()
+  const res = await status
+  t.equal(res.statusCode, 200)
+  assertStatusBody(t, res.body, true, true)
 })

@@ -19,6 +19,7 @@ import { closeThreatStackClient, createThreatStackClient, type ThreatStackClient
 import type { Store } from '../../services/storage.js'
 import type { Alert } from '../../schemas/alert.js'
 import { SECRETS, startUpstreams, NO_RETRY } from '../helpers/build.js'
+import { startS3FaultProxy } from '../../dev/s3-fault-proxy.js'
 
 const ID = '587c0159a907346eccb84004'
 const ALERT: Alert = {
@@ -311,6 +312,22 @@ t.test('the webhook record does not wait for the fetch', async (t) => {
   t.same(await done, [ID])
   t.same((await bucket.read(`alerts/58/7c/${ID}`))?.body, simulatedAlert(ID))
   t.equal(sim.requests[0]?.authorized, true, 'Hawk still verifies through the proxy')
+})
+
+t.test('the fetch does not wait for the webhook record: one GET and one PUT make the critical path', async (t) => {
+  const { s3, threatstack: sim } = await startUpstreams(t)
+  const proxy = await startS3FaultProxy(s3.endpoint)
+  t.teardown(async () => proxy.close())
+  const deps: ArchiveDeps = { store: store(t, proxy.endpoint), threatstack: threatStack(t, sim.url), concurrency: 1 }
+  const bucket = reader(t, s3.endpoint)
+  await proxy.failWith('hold', { match: /^PUT \/[^/]+\/webhooks\// })
+  const done = archiveAlerts(deps, [ALERT])
+  t.ok(await until(() => sim.requests.length === 1), 'the fetch reaches Threat Stack while the record is held')
+  t.ok(await until(async () => (await bucket.read(`alerts/58/7c/${ID}`)) !== undefined), 'and the full alert is stored')
+  t.equal(await bucket.read(`webhooks/2017/01/15/23/10/${ID}`), undefined, 'the record is still held')
+  await proxy.heal()
+  t.same(await done, [ID], 'the alert is answered once both are stored')
+  t.not(await bucket.read(`webhooks/2017/01/15/23/10/${ID}`), undefined, 'the record is stored')
 })
 
 t.test('the concurrency bound is respected', async (t) => {
