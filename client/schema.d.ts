@@ -248,7 +248,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `ServiceUnavailableError`: the process is overloaded or shutting down; retry after `Retry-After` seconds. */
+            /** @description `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -353,7 +353,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `ServiceUnavailableError`: the process is overloaded or shutting down; retry after `Retry-After` seconds. */
+            /** @description `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -432,7 +432,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description A dependency is unreachable: the status body, with `success: false` on the failing side(s). Or, before any check: `ServiceUnavailableError`: the process is overloaded or shutting down; retry after `Retry-After` seconds. */
+            /** @description A dependency is unreachable: the status body, with `success: false` on the failing side(s). Or, before any check: `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -520,7 +520,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description A dependency is unreachable: the status body, with `success: false` on the failing side(s). Or, before any check: `ServiceUnavailableError`: the process is overloaded or shutting down; retry after `Retry-After` seconds. */
+            /** @description A dependency is unreachable: the status body, with `success: false` on the failing side(s). Or, before any check: `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -727,7 +727,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down; retry after `Retry-After` seconds. */
+            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1009,7 +1009,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `ThreatStackAPIError`: Threat Stack throttles (429); retry after `Retry-After` seconds. `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down; retry after `Retry-After` seconds. */
+            /** @description `ThreatStackAPIError`: Threat Stack throttles (429); retry after `Retry-After` seconds. `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1209,7 +1209,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down; retry after `Retry-After` seconds. */
+            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1407,7 +1407,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down; retry after `Retry-After` seconds. */
+            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1689,7 +1689,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `ThreatStackAPIError`: Threat Stack throttles (429); retry after `Retry-After` seconds. `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down; retry after `Retry-After` seconds. */
+            /** @description `ThreatStackAPIError`: Threat Stack throttles (429); retry after `Retry-After` seconds. `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1889,7 +1889,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down; retry after `Retry-After` seconds. */
+            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */

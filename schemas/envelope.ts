@@ -32,7 +32,7 @@ export const ERROR_TYPES = {
     { status: 502, when: 'any failure talking to S3', message: 'Failure to communicate with S3' },
     { status: 503, when: 'S3 throttles; retry after `Retry-After` seconds', message: 'S3 is throttling requests' }
   ],
-  ServiceUnavailableError: [{ status: 503, when: 'the process is overloaded or shutting down; retry after `Retry-After` seconds', message: 'The service is overloaded; retry later' }]
+  ServiceUnavailableError: [{ status: 503, when: 'the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds', message: 'The service is overloaded; retry later' }]
 } satisfies Record<string, ErrorCase[]>
 
 export type ErrorType = keyof typeof ERROR_TYPES
