@@ -77,8 +77,11 @@ t.test('S3 down is thrown, not reported as a summary', async (t) => {
 t.test('the command: plain progress lines off a terminal, summary, exit code', async (t) => {
   const { store, sim } = await setup(t)
   for (let i = 0; i < 150; i++) await record(store, `cli-half-${String(i).padStart(3, '0')}`, T0 + i * 1000, i % 3 !== 0)
-  const run = async (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, out: string, err: string }> => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/reconcile.ts', ...args], {
+  const run = async (args: string[], env: Record<string, string> = {}, tty = false): Promise<{ code: number | null, out: string, err: string }> => {
+    const command = [process.execPath, '--import', 'tsx', 'cli/reconcile.ts', ...args]
+    // On a terminal: `script` runs the command on a pseudo-terminal (its output then comes as stdout).
+    const [file, argv] = tty ? ['script', ['-qec', command.join(' '), '/dev/null']] : [command[0] as string, command.slice(1)]
+    const child = spawn(file, argv, {
       cwd: fileURLToPath(new URL('../..', import.meta.url)),
       env: {
         PATH: process.env.PATH ?? '',
@@ -125,4 +128,10 @@ t.test('the command: plain progress lines off a terminal, summary, exit code', a
   t.match(second.out, /^checked: 150\nrepaired: 1\nstill missing: 0\n$/)
   const third = await run(['--start', '2017-01-15T23:00:00Z', '--end', '2017-01-16'])
   t.match(third.out, /repaired: 0\n/, 'a complete archive is left as it is')
+
+  const terminal = await run(['--start', '2017-01-15T23:00:00Z', '--end', '2017-01-16'], {}, true)
+  t.equal(terminal.code, 0)
+  t.match(terminal.out, /\rchecked \d+, repaired 0, failed 0/, 'on a terminal, progress rewrites one line')
+  t.match(terminal.out, /\rchecked 150, repaired 0, failed 0\r?\n/, 'ending with the final count')
+  t.notMatch(terminal.out, /(^|\n)checked 100, /, 'no plain progress lines on a terminal')
 })
