@@ -10,7 +10,6 @@ import type { FastifyHttpOptions, FastifyInstance, FastifyRequest, FastifyServer
 import type { Dispatcher } from 'undici'
 import type { Config } from './config.js'
 import errorsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/errors.js'
-import headersPlugin from './plugins/headers.js'
 import shutdownPlugin from './plugins/shutdown.js'
 import validationPlugin from './plugins/validation.js'
 import bodyPlugin from './plugins/body.js'
@@ -114,7 +113,6 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.decorate('config', config)
   await fastify.register(sensible)
   await fastify.register(errorsPlugin)
-  await fastify.register(headersPlugin)
   await fastify.register(shutdownPlugin)
   await fastify.register(metricsPlugin)
   await fastify.register(loadPlugin)

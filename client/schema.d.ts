@@ -187,7 +187,7 @@ export interface components {
                  * @example AlertNotFoundError
                  * @enum {string}
                  */
-                type: "WebhookDataError" | "DateParseError" | "RequestValidationError" | "SNSMessageInvalidError" | "AuthenticationError" | "AuthorizationError" | "SNSSignatureError" | "AlertNotFoundError" | "RouteNotFoundError" | "PayloadTooLargeError" | "UnsupportedMediaTypeError" | "UnexpectedException" | "ThreatStackRequestError" | "ThreatStackAPIError" | "S3ClientError" | "ServiceUnavailableError";
+                type: "DateParseError" | "RequestValidationError" | "SNSMessageInvalidError" | "WebhookDataError" | "AuthenticationError" | "AuthorizationError" | "SNSSignatureError" | "AlertNotFoundError" | "RouteNotFoundError" | "PayloadTooLargeError" | "UnsupportedMediaTypeError" | "UnexpectedException" | "S3ClientError" | "ThreatStackAPIError" | "ThreatStackRequestError" | "ServiceUnavailableError";
                 message: string;
                 requestId: string;
                 /** @description Which input broke which rule */

@@ -1,98 +1,171 @@
-// The error hierarchy of the service. The class name is the public `type` of the error
-// envelope: renaming a class is an API change. Messages are fixed sentences; upstream
-// text, hosts, keys and secrets only ever travel in `cause`, which is logged, never sent.
+// The error catalogue of the service: one class per error, each carrying its row (every status
+// it is sent with, when, and its message). The OpenAPI error responses, the envelope's list of
+// types and the README table are all read from these classes. The class name is the public
+// `type` of the error envelope: renaming a class is an API change. Messages are fixed
+// sentences; upstream text, hosts, keys and secrets only ever travel in `cause`, which is
+// logged, never sent.
 
 /** Used when an upstream throttles without saying for how long. */
 export const DEFAULT_RETRY_AFTER_SECONDS = 5
+
+/** One way an error is sent. */
+export interface ErrorCase {
+  readonly status: number
+  /** A clause completing "sent when …", as the API documentation and the README show it. */
+  readonly when: string
+  /** The message it is sent with: fixed, or for input errors a typical one. */
+  readonly message: string
+  /**
+   * Answered before any route is found (by the HTTP parser's handler), so it is not among
+   * the responses each route documents.
+   */
+  readonly beforeRouting?: boolean
+}
 
 export interface ServiceErrorOptions {
   cause?: unknown
   details?: string[]
 }
 
+interface ConstructionOptions extends ServiceErrorOptions {
+  retryAfterSeconds?: number | undefined
+  /** Which of the class's cases this is; the first when not given. */
+  status?: number
+}
+
 export abstract class ServiceError extends Error {
-  abstract readonly statusCode: number
+  /** This error's row of the catalogue, the first case being the usual one. Bases have none. */
+  static readonly cases: readonly ErrorCase[] = []
+  /** Whether every route can meet this error, and so documents it without naming it. */
+  static readonly everyRoute: boolean = false
+
+  readonly statusCode: number
   readonly details: string[] | undefined
   /** Seconds for a `Retry-After` header, when the caller should come back later. */
   readonly retryAfterSeconds: number | undefined
 
-  constructor (message: string, options: ServiceErrorOptions & { retryAfterSeconds?: number } = {}) {
-    super(message, { cause: options.cause })
+  /** @throws TypeError for a status that is not one of the class's cases: what is sent is what is documented. */
+  constructor (message: string | undefined, options: ConstructionOptions = {}) {
+    const { cases } = new.target
+    const chosen = options.status === undefined ? cases[0] : cases.find((c) => c.status === options.status)
+    if (chosen === undefined) throw new TypeError(`${new.target.name} is not catalogued with status ${String(options.status)}`)
+    super(message ?? chosen.message, { cause: options.cause })
     this.name = new.target.name
+    this.statusCode = chosen.status
     this.details = options.details
     this.retryAfterSeconds = options.retryAfterSeconds
   }
 }
 
+/** An error class of the catalogue: one that can be thrown (bases cannot). */
+export interface ErrorClass {
+  new (...args: never[]): ServiceError
+  readonly name: string
+  readonly cases: readonly ErrorCase[]
+  readonly everyRoute: boolean
+}
+
 // 4xx: the caller's input
 
 export class WebhookDataError extends ServiceError {
-  readonly statusCode = 400
+  static override readonly cases = [
+    { status: 400, when: 'the webhook body is unparseable, empty, or fails the schema', message: 'Webhook body is invalid' }
+  ]
 }
 
 export class DateParseError extends ServiceError {
-  readonly statusCode = 400
+  static override readonly cases = [
+    { status: 400, when: '`start`/`end` missing, unparseable, or start ≥ end', message: 'start must be before end' }
+  ]
 }
 
 export class RequestValidationError extends ServiceError {
-  readonly statusCode = 400
+  static override readonly cases = [
+    { status: 400, when: 'another parameter is invalid (alert id, limit, cursor, token)', message: 'Request parameters are invalid' },
+    { status: 400, when: 'the URL or the request itself is malformed', message: 'Request is malformed', beforeRouting: true },
+    { status: 408, when: 'the request took longer than `REQUEST_TIMEOUT_MS` to arrive', message: 'Request took too long to arrive', beforeRouting: true },
+    { status: 431, when: 'the request headers are over `MAX_HEADER_BYTES`', message: 'Request headers are too large', beforeRouting: true }
+  ]
+}
+
+export class SNSMessageInvalidError extends ServiceError {
+  static override readonly cases = [
+    { status: 400, when: 'an SNS envelope is malformed, of an unknown type, or SNS is switched off', message: 'SNS message is malformed' }
+  ]
 }
 
 export class AuthenticationError extends ServiceError {
-  readonly statusCode = 401
+  static override readonly cases = [
+    { status: 401, when: 'no token, or an unknown one', message: 'A valid bearer token is required' }
+  ]
+
   constructor (options: ServiceErrorOptions = {}) {
-    super('A valid bearer token is required', options)
+    super(undefined, options)
   }
 }
 
 export class AuthorizationError extends ServiceError {
-  readonly statusCode = 403
+  static override readonly cases = [
+    { status: 403, when: 'a token of the other scope (ingest vs read)', message: 'This token is not allowed to use this route' }
+  ]
+
   constructor (options: ServiceErrorOptions = {}) {
-    super('This token is not allowed to use this route', options)
+    super(undefined, options)
   }
 }
 
 export class SNSSignatureError extends ServiceError {
-  readonly statusCode = 403
-}
-
-export class SNSMessageInvalidError extends ServiceError {
-  readonly statusCode = 400
+  static override readonly cases = [
+    { status: 403, when: 'an SNS message not signed by SNS, or from a topic not allowed', message: 'SNS message signature is invalid' }
+  ]
 }
 
 export class AlertNotFoundError extends ServiceError {
-  readonly statusCode = 404
+  static override readonly cases = [
+    { status: 404, when: 'the alert is not in the archive', message: 'Alert not found in the archive' }
+  ]
+
   constructor (options: ServiceErrorOptions = {}) {
-    super('Alert not found in the archive', options)
+    super(undefined, options)
   }
 }
 
 export class RouteNotFoundError extends ServiceError {
-  readonly statusCode = 404
+  static override readonly cases = [
+    { status: 404, when: 'no such route (or method)', message: 'Route not found' }
+  ]
+
   constructor (options: ServiceErrorOptions = {}) {
-    super('Route not found', options)
+    super(undefined, options)
   }
 }
 
 export class PayloadTooLargeError extends ServiceError {
-  readonly statusCode = 413
+  static override readonly cases = [
+    { status: 413, when: 'the body is over the limit', message: 'Request body is too large' }
+  ]
 }
 
 export class UnsupportedMediaTypeError extends ServiceError {
-  readonly statusCode = 415
+  static override readonly cases = [
+    { status: 415, when: 'a content type other than application/json or text/plain', message: 'Content type must be application/json or text/plain' }
+  ]
 }
 
 // 5xx: the upstreams and the process itself
 
-/** Base of every failure involving the Threat Stack API. */
-export abstract class ThreatStackError extends ServiceError {
-  /** The status code Threat Stack answered with, when it answered at all. */
-  abstract readonly upstreamStatus: number | undefined
-  /** The wait Threat Stack asked for in a Retry-After header, when it sent one. */
-  readonly upstreamRetryAfterMs: number | undefined
-  constructor (message: string, options: UpstreamErrorOptions = {}) {
-    super(message, options)
-    this.upstreamRetryAfterMs = options.upstreamRetryAfterMs
+export const UNEXPECTED_MESSAGE = 'An unexpected error has occurred.'
+
+/** Anything not anticipated. Its message never varies. */
+export class UnexpectedException extends ServiceError {
+  static override readonly cases = [
+    { status: 500, when: 'anything not anticipated', message: UNEXPECTED_MESSAGE }
+  ]
+
+  static override readonly everyRoute = true
+
+  constructor (options: { cause?: unknown } = {}) {
+    super(undefined, options)
   }
 }
 
@@ -104,6 +177,18 @@ export interface UpstreamErrorOptions extends ServiceErrorOptions {
   upstreamRetryAfterMs?: number
 }
 
+/** Base of every failure involving the Threat Stack API. */
+export abstract class ThreatStackError extends ServiceError {
+  /** The status code Threat Stack answered with, when it answered at all. */
+  abstract readonly upstreamStatus: number | undefined
+  /** The wait Threat Stack asked for in a Retry-After header, when it sent one. */
+  readonly upstreamRetryAfterMs: number | undefined
+  constructor (message: string | undefined, options: UpstreamErrorOptions & { status?: number } = {}) {
+    super(message, options)
+    this.upstreamRetryAfterMs = options.upstreamRetryAfterMs
+  }
+}
+
 function threatStackMessage (upstreamStatus: number | undefined): string {
   return upstreamStatus === undefined
     ? 'Failure to communicate with Threat Stack'
@@ -112,56 +197,67 @@ function threatStackMessage (upstreamStatus: number | undefined): string {
 
 /** Threat Stack could not be reached, timed out, or answered something that is not JSON. */
 export class ThreatStackRequestError extends ThreatStackError {
-  readonly statusCode: number
+  static override readonly cases = [
+    { status: 502, when: 'Threat Stack could not be reached, or answered a non-JSON failure', message: 'Failure to communicate with Threat Stack' },
+    { status: 504, when: 'Threat Stack did not answer in time', message: 'Threat Stack did not answer in time' }
+  ]
+
   readonly upstreamStatus: number | undefined
   constructor (options: UpstreamErrorOptions = {}) {
-    super(options.timedOut === true ? 'Threat Stack did not answer in time' : threatStackMessage(options.upstreamStatus), options)
-    this.statusCode = options.timedOut === true ? 504 : 502
+    const timedOut = options.timedOut === true
+    super(timedOut ? undefined : threatStackMessage(options.upstreamStatus), { ...options, status: timedOut ? 504 : 502 })
     this.upstreamStatus = options.upstreamStatus
   }
 }
 
 /** Threat Stack answered with a JSON error. */
 export class ThreatStackAPIError extends ThreatStackError {
-  readonly statusCode: number
+  static override readonly cases = [
+    { status: 502, when: 'Threat Stack answered with a JSON error', message: 'Failure to communicate with Threat Stack (status 500)' },
+    { status: 503, when: 'Threat Stack throttles (429); retry after `Retry-After` seconds', message: 'Threat Stack is throttling requests (status 429)' }
+  ]
+
   readonly upstreamStatus: number
   constructor (upstreamStatus: number, options: UpstreamErrorOptions = {}) {
     const throttled = upstreamStatus === 429
-    super(throttled ? 'Threat Stack is throttling requests (status 429)' : threatStackMessage(upstreamStatus), {
+    super(throttled ? undefined : threatStackMessage(upstreamStatus), {
       ...options,
+      status: throttled ? 503 : 502,
       retryAfterSeconds: throttled ? options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS : undefined
     })
-    this.statusCode = throttled ? 503 : 502
     this.upstreamStatus = upstreamStatus
   }
 }
 
 /** Any failure talking to S3; 503 with `Retry-After` when S3 throttles. */
 export class S3ClientError extends ServiceError {
-  readonly statusCode: number
+  static override readonly cases = [
+    { status: 502, when: 'any failure talking to S3', message: 'Failure to communicate with S3' },
+    { status: 503, when: 'S3 throttles; retry after `Retry-After` seconds', message: 'S3 is throttling requests' }
+  ]
+
   constructor (options: ServiceErrorOptions & { throttled?: boolean, retryAfterSeconds?: number } = {}) {
     const throttled = options.throttled === true
-    super(throttled ? 'S3 is throttling requests' : 'Failure to communicate with S3', {
+    super(undefined, {
       ...options,
+      status: throttled ? 503 : 502,
       retryAfterSeconds: throttled ? options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS : undefined
     })
-    this.statusCode = throttled ? 503 : 502
   }
 }
 
 export class ServiceUnavailableError extends ServiceError {
-  readonly statusCode = 503
+  static override readonly cases = [
+    {
+      status: 503,
+      when: 'the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds',
+      message: 'The service is overloaded; retry later'
+    }
+  ]
+
+  static override readonly everyRoute = true
+
   constructor (message: string, options: ServiceErrorOptions & { retryAfterSeconds?: number } = {}) {
     super(message, { ...options, retryAfterSeconds: options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS })
-  }
-}
-
-export const UNEXPECTED_MESSAGE = 'An unexpected error has occurred.'
-
-/** Anything not anticipated. Its message never varies. */
-export class UnexpectedException extends ServiceError {
-  readonly statusCode = 500
-  constructor (options: { cause?: unknown } = {}) {
-    super(UNEXPECTED_MESSAGE, options)
   }
 }

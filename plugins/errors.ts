@@ -1,5 +1,6 @@
 // The one error handler and not-found handler: every failure leaves as the JSON envelope,
-// and only the envelope; the error and its cause chain go to the log.
+// and only the envelope; the error and its cause chain go to the log. Also the envelope's
+// shared schema, and the headers every reply carries, errors or not.
 import fp from 'fastify-plugin'
 import { inspect } from 'node:util'
 import { randomUUID } from 'node:crypto'
@@ -10,6 +11,7 @@ import {
   AuthenticationError, DateParseError, PayloadTooLargeError, RequestValidationError, RouteNotFoundError, ServiceError,
   UnexpectedException, UnsupportedMediaTypeError, WebhookDataError
 } from '../errors/index.js'
+import { ErrorEnvelopeSchema, type ErrorEnvelope, type ErrorType } from '../schemas/envelope.js'
 
 const MAX_DETAILS = 20
 const MAX_DETAIL_LENGTH = 200
@@ -65,16 +67,17 @@ export function toServiceError (err: unknown): ServiceError {
   return new UnexpectedException({ cause: err })
 }
 
-export interface ErrorEnvelope {
-  success: false
-  error: { type: string, message: string, requestId: string, details?: string[] }
+/** The request id (so a caller can quote it) and nosniff: on every reply. */
+export function everyReplyHeaders (requestId: string): Record<string, string> {
+  return { 'x-request-id': requestId, 'x-content-type-options': 'nosniff' }
 }
 
 export function envelope (err: ServiceError, requestId: string): ErrorEnvelope {
   return {
     success: false,
     error: {
-      type: err.name,
+      // The class name is the type; a class outside the catalogue is still sent by its name.
+      type: err.name as ErrorType,
       message: err.message,
       requestId,
       ...(err.details !== undefined && { details: err.details })
@@ -88,8 +91,7 @@ export function sendError (raw: unknown, request: FastifyRequest, reply: Fastify
   if (err.statusCode >= 500) request.log.error({ err }, err.message)
   else request.log.info({ err }, err.message)
   // Set here too: errors raised before routing (frameworkErrors) skip the onSend hooks.
-  reply.header('x-request-id', request.id)
-  reply.header('x-content-type-options', 'nosniff')
+  reply.headers(everyReplyHeaders(request.id))
   if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds))
   if (err instanceof AuthenticationError) reply.header('www-authenticate', 'Bearer realm="threatstack-to-s3"')
   return reply.code(err.statusCode).type('application/json; charset=utf-8').send(envelope(err, request.id))
@@ -108,24 +110,27 @@ export function frameworkErrors (err: FastifyError, request: FastifyRequest, rep
 export function clientErrorHandler (this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
   // A reset connection has no one left to answer.
   if (err.code === 'ECONNRESET' || socket.destroyed) return
-  const [status, message] = err.code === 'HPE_HEADER_OVERFLOW'
-    ? [431, 'Request headers are too large']
+  // The status line is the catalogued case's (431, 408), the envelope the usual one.
+  const known = err.code === 'HPE_HEADER_OVERFLOW'
+    ? new RequestValidationError(undefined, { status: 431, cause: err })
     : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? [408, 'Request took too long to arrive']
-      : [400, 'Request is malformed']
-  const known = new RequestValidationError(message, { cause: err })
+      ? new RequestValidationError(undefined, { status: 408, cause: err })
+      : new RequestValidationError('Request is malformed', { cause: err })
   const requestId = randomUUID()
-  this.log.info({ reqId: requestId, err: known }, message)
+  this.log.info({ reqId: requestId, err: known }, known.message)
   const body = JSON.stringify(envelope(known, requestId))
+  const headers = { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), ...everyReplyHeaders(requestId), connection: 'close' }
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nx-content-type-options: nosniff\r\n` +
-      `connection: close\r\n\r\n${body}`)
+    socket.write(`HTTP/1.1 ${known.statusCode} ${STATUS_CODES[known.statusCode] ?? ''}\r\n` +
+      Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('') + `\r\n${body}`)
   }
   socket.destroy()
 }
 
 export default fp(async function errorsPlugin (app) {
+  // Registered here, once, before any route refers to it as `ErrorEnvelope#`.
+  app.addSchema(ErrorEnvelopeSchema)
+  app.addHook('onSend', async (request, reply) => { reply.headers(everyReplyHeaders(request.id)) })
   app.setErrorHandler(async (err, request, reply) => sendError(err, request, reply))
   app.setNotFoundHandler(async (request, reply) => sendError(new RouteNotFoundError(), request, reply))
 }, { name: 'errors', fastify: '5.x' })

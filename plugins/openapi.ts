@@ -5,7 +5,6 @@ import fp from 'fastify-plugin'
 import swagger, { type FastifyDynamicSwaggerOptions } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { readFileSync } from 'node:fs'
-import { ErrorEnvelopeSchema } from '../schemas/envelope.js'
 import { requiredScope } from './auth.js'
 
 export const DOCUMENTATION_PREFIX = '/documentation'
@@ -113,8 +112,6 @@ export function documentationCsp (header: string): string {
 }
 
 export default fp<OpenapiOptions>(async function openapiPlugin (app, { legacyPrefix }) {
-  // Registered here, once, before any route refers to it as `ErrorEnvelope#`.
-  app.addSchema(ErrorEnvelopeSchema)
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -146,4 +143,4 @@ export default fp<OpenapiOptions>(async function openapiPlugin (app, { legacyPre
     staticCSP: true,
     transformStaticCSP: documentationCsp
   })
-}, { name: 'openapi', fastify: '5.x' })
+}, { name: 'openapi', fastify: '5.x', dependencies: ['errors'] })

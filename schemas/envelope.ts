@@ -1,48 +1,43 @@
-// TypeBox schemas of every reply: the success bodies and the one error envelope.
+// TypeBox schemas of every reply: the success bodies and the one error envelope, whose types and
+// documented responses are read from the error classes (errors/index.ts), the one catalogue.
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import * as errors from '../errors/index.js'
+import { ServiceError, type ErrorCase, type ErrorClass } from '../errors/index.js'
 
-interface ErrorCase { status: number, when: string, message: string }
+type ErrorExports = typeof errors
 
-/**
- * Every error type of the envelope: the status(es) it is sent with, when, and its message
- * (or a typical one). The source of the error responses routes declare.
- */
-export const ERROR_TYPES = {
-  WebhookDataError: [{ status: 400, when: 'the webhook body is unparseable, empty, or fails the schema', message: 'Webhook body is invalid' }],
-  DateParseError: [{ status: 400, when: '`start`/`end` missing, unparseable, or start ≥ end', message: 'start must be before end' }],
-  RequestValidationError: [{ status: 400, when: 'another parameter is invalid (alert id, limit, cursor, token)', message: 'Request parameters are invalid' }],
-  SNSMessageInvalidError: [{ status: 400, when: 'an SNS envelope is malformed, of an unknown type, or SNS is switched off', message: 'SNS message is malformed' }],
-  AuthenticationError: [{ status: 401, when: 'no token, or an unknown one', message: 'A valid bearer token is required' }],
-  AuthorizationError: [{ status: 403, when: 'a token of the other scope (ingest vs read)', message: 'This token is not allowed to use this route' }],
-  SNSSignatureError: [{ status: 403, when: 'an SNS message not signed by SNS, or from a topic not allowed', message: 'SNS message signature is invalid' }],
-  AlertNotFoundError: [{ status: 404, when: 'the alert is not in the archive', message: 'Alert not found in the archive' }],
-  RouteNotFoundError: [{ status: 404, when: 'no such route (or method)', message: 'Route not found' }],
-  PayloadTooLargeError: [{ status: 413, when: 'the body is over the limit', message: 'Request body is too large' }],
-  UnsupportedMediaTypeError: [{ status: 415, when: 'a content type other than application/json or text/plain', message: 'Content type must be application/json or text/plain' }],
-  UnexpectedException: [{ status: 500, when: 'anything not anticipated', message: 'An unexpected error has occurred.' }],
-  ThreatStackRequestError: [
-    { status: 502, when: 'Threat Stack could not be reached, or answered a non-JSON failure', message: 'Failure to communicate with Threat Stack' },
-    { status: 504, when: 'Threat Stack did not answer in time', message: 'Threat Stack did not answer in time' }
-  ],
-  ThreatStackAPIError: [
-    { status: 502, when: 'Threat Stack answered with a JSON error', message: 'Failure to communicate with Threat Stack (status 500)' },
-    { status: 503, when: 'Threat Stack throttles (429); retry after `Retry-After` seconds', message: 'Threat Stack is throttling requests (status 429)' }
-  ],
-  S3ClientError: [
-    { status: 502, when: 'any failure talking to S3', message: 'Failure to communicate with S3' },
-    { status: 503, when: 'S3 throttles; retry after `Retry-After` seconds', message: 'S3 is throttling requests' }
-  ],
-  ServiceUnavailableError: [{ status: 503, when: 'the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds', message: 'The service is overloaded; retry later' }]
-} satisfies Record<string, ErrorCase[]>
+/** The name of every error class: the envelope's `type`. A new class is a new name. */
+export type ErrorType = { [K in keyof ErrorExports]: ErrorExports[K] extends ErrorClass ? K : never }[keyof ErrorExports]
 
-export type ErrorType = keyof typeof ERROR_TYPES
+function isErrorClass (value: unknown): value is ErrorClass {
+  // A base (ServiceError, ThreatStackError) has no cases of its own and is never sent.
+  return typeof value === 'function' && value.prototype instanceof ServiceError && Object.hasOwn(value, 'cases')
+}
+
+const firstStatus = (c: ErrorClass): number => c.cases[0]?.status ?? 0
+
+/** Every error class of errors/index.ts, by first status, then name. */
+export const ERROR_CLASSES: readonly ErrorClass[] = (Object.values(errors) as unknown[]).filter(isErrorClass)
+  .sort((a, b) => firstStatus(a) - firstStatus(b) || (a.name < b.name ? -1 : 1))
+
+const CLASS_BY_NAME = new Map(ERROR_CLASSES.map((c) => [c.name, c]))
+
+/** An error class, or the name of one of errors/index.ts. */
+export type ErrorRef = ErrorType | ErrorClass
+
+function errorClass (ref: ErrorRef): ErrorClass {
+  if (typeof ref !== 'string') return ref
+  const found = CLASS_BY_NAME.get(ref)
+  if (found === undefined) throw new Error(`no error class ${ref}`)
+  return found
+}
 
 export const ErrorEnvelopeSchema = Type.Object({
   success: Type.Literal(false),
   error: Type.Object({
     type: Type.Unsafe<ErrorType>({
       type: 'string',
-      enum: Object.keys(ERROR_TYPES),
+      enum: ERROR_CLASSES.map((c) => c.name),
       description: 'Which error: each response lists the types sent with its status',
       examples: ['AlertNotFoundError']
     }),
@@ -54,7 +49,7 @@ export const ErrorEnvelopeSchema = Type.Object({
 
 export type ErrorEnvelope = Static<typeof ErrorEnvelopeSchema>
 
-/** The shared envelope by reference: registered once with addSchema, a component of the OpenAPI document. */
+/** The shared envelope by reference: registered by the errors plugin, a component of the OpenAPI document. */
 export const ErrorEnvelopeRef = Type.Unsafe<ErrorEnvelope>({ $ref: 'ErrorEnvelope#' })
 
 const ALERT_ID = '587c0159a907346eccb84004'
@@ -89,9 +84,6 @@ export const HealthReplySchema = Type.Object({ status: Type.Literal('ok') }, {
   examples: [{ status: 'ok' }]
 })
 
-/** Any route can fail unexpectedly, and any route can be shed or meet a process shutting down. */
-const EVERY_ROUTE: ErrorType[] = ['UnexpectedException', 'ServiceUnavailableError']
-
 const RETRY_AFTER = { 'Retry-After': { type: 'integer', description: 'seconds to wait before retrying' } }
 const WWW_AUTHENTICATE = { 'WWW-Authenticate': { type: 'string', description: 'Bearer realm="threatstack-to-s3"' } }
 
@@ -101,16 +93,21 @@ export interface ErrorResponse<S extends TSchema = typeof ErrorEnvelopeRef> {
   content: { 'application/json': { schema: S, example: unknown } }
 }
 
+/** The cases of `classes` a route can answer with: those sent once a route is found. */
+function routeCases (classes: readonly ErrorClass[]): Array<ErrorCase & { type: string }> {
+  return classes.flatMap((c) => c.cases.filter((k) => k.beforeRouting !== true).map((k) => ({ type: c.name, ...k })))
+}
+
 /**
  * A response of `status` that is the error envelope, or, with `schema`, either that schema or
  * the envelope. Its description lists the error types sent with that status and when.
  */
 export function errorResponse<S extends TSchema = typeof ErrorEnvelopeRef> (
-  status: number, types: readonly ErrorType[], options: { schema?: S, description?: string, example?: unknown } = {}
+  status: number, types: readonly ErrorRef[], options: { schema?: S, description?: string, example?: unknown } = {}
 ): ErrorResponse<S> {
-  const cases = types.flatMap((type) => ERROR_TYPES[type].filter((c) => c.status === status).map((c) => ({ type, ...c })))
+  const cases = routeCases(types.map(errorClass)).filter((c) => c.status === status)
   const first = cases[0]
-  if (first === undefined) throw new Error(`no error type of status ${status} among ${types.join(', ')}`)
+  if (first === undefined) throw new Error(`no error type of status ${status} among ${types.map((t) => errorClass(t).name).join(', ')}`)
   const lines = cases.map((c) => `\`${c.type}\`: ${c.when}.`)
   return {
     description: [options.description, ...lines].filter((l) => l !== undefined).join(' '),
@@ -126,13 +123,20 @@ export function errorResponse<S extends TSchema = typeof ErrorEnvelopeRef> (
 }
 
 /**
- * The error responses of a route that can fail with `types` (UnexpectedException and
- * ServiceUnavailableError are added: every route can meet them), one per status.
+ * The error responses of a route that can fail with `types`, one per status; the errors every
+ * route can meet (`everyRoute`: UnexpectedException, ServiceUnavailableError) are added.
  */
-export function errorResponses (...types: ErrorType[]): Record<number, ErrorResponse> {
-  const all = [...new Set([...types, ...EVERY_ROUTE])]
-  const statuses = [...new Set(all.flatMap((type) => ERROR_TYPES[type].map((c) => c.status)))].sort((a, b) => a - b)
+export function errorResponses (...types: ErrorRef[]): Record<number, ErrorResponse> {
+  const all = [...new Set([...types.map(errorClass), ...ERROR_CLASSES.filter((c) => c.everyRoute)])]
+  const statuses = [...new Set(routeCases(all).map((c) => c.status))].sort((a, b) => a - b)
   return Object.fromEntries(statuses.map((status) => [status, errorResponse(status, all)]))
+}
+
+/** The catalogue as the README's error table shows it: one line per case. */
+export function errorTable (): string {
+  const rows = ERROR_CLASSES.flatMap((c) => c.cases.map((k) =>
+    `| \`${c.name}\` | ${k.status} | ${k.when}${k.beforeRouting === true ? ' (before routing)' : ''} | ${k.message} |`))
+  return ['| type | status | when | message (fixed, or typical) |', '|---|---|---|---|', ...rows].join('\n')
 }
 
 export const SearchReplySchema = Type.Object({

@@ -4,7 +4,10 @@ import swagger from '@fastify/swagger'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { Type } from '@sinclair/typebox'
 import * as errors from '../../errors/index.js'
-import { ERROR_TYPES, type ErrorType } from '../../schemas/envelope.js'
+import { ERROR_CLASSES, errorResponses, errorTable, type ErrorType } from '../../schemas/envelope.js'
+import errorsPlugin from '../../plugins/errors.js'
+import openapiPlugin from '../../plugins/openapi.js'
+import { readFile } from 'node:fs/promises'
 import { documentedApp } from '../../client/generate.js'
 import { documentationCsp, toOpenapi30Examples } from '../../plugins/openapi.js'
 import { documentProblems, documentedRoutes, openapiPath, type OpenapiDocument } from '../helpers/openapi.js'
@@ -124,11 +127,14 @@ t.test('the error catalogue of the document is the error classes', async (t) => 
     .filter(([, value]) => typeof value === 'function' && value.prototype instanceof errors.ServiceError)
     .map(([name]) => name)
     .filter((name) => name !== 'ThreatStackError')
-  t.same(Object.keys(ERROR_TYPES).sort(), classes.sort(), 'one entry per error class')
+  t.same(ERROR_CLASSES.map((c) => c.name).sort(), classes.sort(), 'one entry per error class')
+  const catalogue = new Map(ERROR_CLASSES.map((c) => [c.name, c]))
   const instances: Array<[ErrorType, errors.ServiceError]> = [
     ['WebhookDataError', new errors.WebhookDataError('m')],
     ['DateParseError', new errors.DateParseError('m')],
     ['RequestValidationError', new errors.RequestValidationError('m')],
+    ['RequestValidationError', new errors.RequestValidationError(undefined, { status: 408 })],
+    ['RequestValidationError', new errors.RequestValidationError(undefined, { status: 431 })],
     ['SNSMessageInvalidError', new errors.SNSMessageInvalidError('m')],
     ['AuthenticationError', new errors.AuthenticationError()],
     ['AuthorizationError', new errors.AuthorizationError()],
@@ -147,14 +153,67 @@ t.test('the error catalogue of the document is the error classes', async (t) => 
     ['ServiceUnavailableError', new errors.ServiceUnavailableError('m')]
   ]
   for (const [type, err] of instances) {
-    t.ok(ERROR_TYPES[type].some((c) => c.status === err.statusCode), `${type} ${err.statusCode} is documented`)
+    t.ok(catalogue.get(type)?.cases.some((c) => c.status === err.statusCode), `${type} ${err.statusCode} is documented`)
     t.equal(err.name, type)
   }
-  for (const [type, cases] of Object.entries(ERROR_TYPES)) {
-    t.same(cases.map((c) => c.status).sort(), [...new Set(instances.filter(([n]) => n === type).map(([, e]) => e.statusCode))].sort(), `${type}: no other status`)
+  for (const c of ERROR_CLASSES) {
+    t.same([...new Set(c.cases.map((k) => k.status))].sort(), [...new Set(instances.filter(([n]) => n === c.name).map(([, e]) => e.statusCode))].sort(), `${c.name}: no other status`)
   }
   const fixed = [new errors.AuthenticationError(), new errors.AuthorizationError(), new errors.AlertNotFoundError(), new errors.UnexpectedException()]
-  for (const err of fixed) t.equal(ERROR_TYPES[err.name as ErrorType][0]?.message, err.message, `${err.name}: the message it sends`)
+  for (const err of fixed) t.equal(catalogue.get(err.name)?.cases[0]?.message, err.message, `${err.name}: the message it sends`)
+  t.throws(() => new errors.WebhookDataError('m', { status: 418 }), TypeError, 'a status outside the catalogue cannot be sent')
+
+  const app = await documentedApp()
+  t.teardown(async () => app.close())
+  const doc = app.swagger() as unknown as { components: { schemas: { ErrorEnvelope: { properties: { error: { properties: { type: { enum: string[] } } } } } } } }
+  t.same(doc.components.schemas.ErrorEnvelope.properties.error.properties.type.enum, ERROR_CLASSES.map((c) => c.name),
+    'the envelope lists every class as a type')
+})
+
+t.test('the README error table is the catalogue', async (t) => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+  const errorsSection = readme.slice(readme.indexOf('\n## Errors\n'))
+  const table = errorsSection.slice(errorsSection.indexOf('\n|') + 1, errorsSection.indexOf('\n\n', errorsSection.indexOf('\n|')))
+  t.equal(table, errorTable(), 'README.md "Errors" table: regenerate it from errorTable() (schemas/envelope.ts)')
+  for (const c of ERROR_CLASSES) t.match(table, `| \`${c.name}\` |`, `${c.name} has its row`)
+})
+
+t.test('a new error class is one class: its cases are documented by the routes declaring it, and sent', async (t) => {
+  class ProbeTimeoutError extends errors.ServiceError {
+    static override readonly cases = [
+      { status: 408, when: 'the probe took too long', message: 'Probe took too long' },
+      { status: 400, when: 'the probe was malformed', message: 'Probe is malformed', beforeRouting: true }
+    ]
+  }
+  const app = Fastify({ logger: false })
+  await app.register(errorsPlugin)
+  await app.register(openapiPlugin, {})
+  app.get('/probe', {
+    schema: { operationId: 'probe', summary: 'Probe', response: { 200: Type.Object({ ok: Type.Boolean() }), ...errorResponses(ProbeTimeoutError, 'AlertNotFoundError') } }
+  }, async () => { throw new ProbeTimeoutError(undefined) })
+  app.get('/other', {
+    schema: { operationId: 'other', summary: 'Other', response: { 200: Type.Object({ ok: Type.Boolean() }), ...errorResponses() } }
+  }, async () => ({ ok: true }))
+  await app.ready()
+  t.teardown(async () => app.close())
+  const doc = (await app.inject('/documentation/json')).json() as OpenapiDocument
+  const probe = (doc.paths['/probe'] as { get: Operation }).get
+  t.same(Object.keys(probe.responses).map(Number), [200, 404, 408, 500, 503], 'its routed case, next to the others; not the one before routing')
+  t.match(probe.responses['408'], {
+    description: '`ProbeTimeoutError`: the probe took too long.',
+    content: {
+      'application/json': {
+        schema: { $ref: '#/components/schemas/ErrorEnvelope' },
+        example: { success: false, error: { type: 'ProbeTimeoutError', message: 'Probe took too long' } }
+      }
+    }
+  })
+  t.same(Object.keys((doc.paths['/other'] as { get: Operation }).get.responses).map(Number), [200, 500, 503], 'not on a route that does not declare it')
+  t.same(documentProblems(doc, [{ method: 'GET', url: '/probe' }, { method: 'GET', url: '/other' }]), [])
+
+  const res = await app.inject('/probe')
+  t.equal(res.statusCode, 408)
+  t.match(res.json(), { success: false, error: { type: 'ProbeTimeoutError', message: 'Probe took too long', requestId: String } })
 })
 
 t.test('the documentation is served without a token, with sane headers', async (t) => {
