@@ -1069,6 +1069,12 @@ export interface operations {
             /** @description The archived alert */
             200: {
                 headers: {
+                    /** @description sha256 of the archived alert (strong) */
+                    ETag?: string;
+                    /** @description private, max-age=31536000, immutable */
+                    "Cache-Control"?: string;
+                    /** @description Authorization */
+                    Vary?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1092,6 +1098,19 @@ export interface operations {
                         };
                     };
                 };
+            };
+            /** @description Not modified: If-None-Match holds this alert's ETag (an archived alert never changes). */
+            304: {
+                headers: {
+                    /** @description sha256 of the archived alert (strong) */
+                    ETag?: string;
+                    /** @description private, max-age=31536000, immutable */
+                    "Cache-Control"?: string;
+                    /** @description Authorization */
+                    Vary?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description `RequestValidationError`: another parameter is invalid (alert id, limit, cursor, token). */
             400: {
@@ -1749,6 +1768,12 @@ export interface operations {
             /** @description The archived alert */
             200: {
                 headers: {
+                    /** @description sha256 of the archived alert (strong) */
+                    ETag?: string;
+                    /** @description private, max-age=31536000, immutable */
+                    "Cache-Control"?: string;
+                    /** @description Authorization */
+                    Vary?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1772,6 +1797,19 @@ export interface operations {
                         };
                     };
                 };
+            };
+            /** @description Not modified: If-None-Match holds this alert's ETag (an archived alert never changes). */
+            304: {
+                headers: {
+                    /** @description sha256 of the archived alert (strong) */
+                    ETag?: string;
+                    /** @description private, max-age=31536000, immutable */
+                    "Cache-Control"?: string;
+                    /** @description Authorization */
+                    Vary?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description `RequestValidationError`: another parameter is invalid (alert id, limit, cursor, token). */
             400: {

@@ -1,11 +1,35 @@
 // POST /alert (ingest), GET /alert/:alert_id and GET /alert?start&end (read).
 // Registered under every archive prefix.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { createHash } from 'node:crypto'
 import { alertsOf, WebhookBodySchema } from '../schemas/alert.js'
 import { AlertIdParamsSchema, IngestQuerySchema, SEARCH_DEFAULT_LIMIT, SearchQuerySchema } from '../schemas/query.js'
 import { AlertReplySchema, ArchiveReplySchema, SearchReplySchema, errorResponses } from '../schemas/envelope.js'
 import { archiveAlerts, type ArchiveDeps } from '../services/archive.js'
 import { decodeCursor, getAlert, parseRange, searchAlerts, type SearchDeps } from '../services/search.js'
+
+/** An archived alert never changes: a year, in the caller's own cache only (it takes a read token). */
+const ARCHIVED_ALERT_MAX_AGE_S = 365 * 24 * 60 * 60
+
+/** A strong validator: the same archived alert is always the same reply, byte for byte. */
+function alertEtag (alert: Record<string, unknown>): string {
+  return `"${createHash('sha256').update(JSON.stringify(alert)).digest('base64url')}"`
+}
+
+/** If-None-Match (RFC 9110 13.1.2): `*`, or a list of tags, compared weakly. */
+function noneMatch (header: string | undefined, etag: string): boolean {
+  return header !== undefined && header.split(',').some((tag) => {
+    const trimmed = tag.trim()
+    return trimmed === '*' || trimmed.replace(/^W\//, '') === etag
+  })
+}
+
+const CACHE_HEADERS = {
+  ETag: { type: 'string', description: 'sha256 of the archived alert (strong)' },
+  'Cache-Control': { type: 'string', description: `private, max-age=${ARCHIVED_ALERT_MAX_AGE_S}, immutable` },
+  Vary: { type: 'string', description: 'Authorization' }
+}
 
 const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
@@ -54,14 +78,21 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'getAlert',
       params: AlertIdParamsSchema,
       response: {
-        200: AlertReplySchema,
+        200: { ...AlertReplySchema, headers: CACHE_HEADERS },
+        304: Type.Null({
+          description: 'Not modified: If-None-Match holds this alert\'s ETag (an archived alert never changes).',
+          headers: CACHE_HEADERS
+        }),
         ...errorResponses('RequestValidationError', 'AuthenticationError', 'AuthorizationError', 'AlertNotFoundError', 'S3ClientError')
       }
     }
-  }, async (request) => ({
-    success: true as const,
-    alert: await getAlert({ store }, request.params.alert_id)
-  }))
+  }, async (request, reply) => {
+    const alert = await getAlert({ store }, request.params.alert_id)
+    const etag = alertEtag(alert)
+    reply.header('etag', etag).cacheControl('private').cacheControl('max-age', ARCHIVED_ALERT_MAX_AGE_S).cacheControl('immutable').vary('Authorization')
+    if (noneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send(null)
+    return { success: true as const, alert }
+  })
 
   app.get('/alert', {
     // The Python service read start and end from a form body.
