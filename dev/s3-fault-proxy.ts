@@ -3,8 +3,7 @@
 // and it can hold requests until healed, to show what does or does not wait for them.
 // Used by the tests and the soak run.
 import { createServer, request as forward, type IncomingHttpHeaders, type Server } from 'node:http'
-import type { Socket } from 'node:net'
-import { once } from 'node:events'
+import { loopback } from './net.js'
 
 export type S3Fault = 'internal' | 'slowdown' | 'delay' | 'hold' | 'refuse'
 
@@ -40,11 +39,9 @@ export async function startS3FaultProxy (target: string, options: { latencyMs?: 
   const latencyMs = options.latencyMs ?? 0
   const upstream = new URL(target)
   const requests: ProxiedRequest[] = []
-  const sockets = new Set<Socket>()
   let fault: { kind: Exclude<S3Fault, 'refuse'>, remaining: number, delayMs: number, match: RegExp | undefined } | undefined
   let random: { rate: number, faults: Array<Exclude<S3Fault, 'refuse' | 'hold'>>, delayMs: number } | undefined
   const held: Array<() => void> = []
-  let listening = false
 
   function next (request: string): { kind: Exclude<S3Fault, 'refuse'>, delayMs: number } | undefined {
     if (fault !== undefined && (fault.match === undefined || fault.match.test(request))) {
@@ -95,47 +92,28 @@ export async function startS3FaultProxy (target: string, options: { latencyMs?: 
     else pass()
   })
   server.keepAliveTimeout = 65_000
-  server.on('connection', (socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-  })
+  const local = loopback(server, 'proxy')
 
-  async function listen (port: number): Promise<number> {
-    server.listen(port, '127.0.0.1')
-    await once(server, 'listening')
-    listening = true
-    const address = server.address()
-    if (address === null || typeof address === 'string') throw new Error('proxy has no TCP address')
-    return address.port
-  }
-  async function stop (): Promise<void> {
-    if (!listening) return
-    listening = false
-    const closed = new Promise((resolve) => server.close(resolve))
-    for (const socket of sockets) socket.destroy()
-    await closed
-  }
-
-  const port = await listen(0)
+  const port = await local.listen(0)
   return {
     endpoint: `http://127.0.0.1:${port}`,
     requests,
     async failWith (kind, options = {}) {
       if (kind === 'refuse') {
         fault = undefined
-        await stop()
+        await local.stop()
         return
       }
       fault = { kind, remaining: options.times ?? Number.POSITIVE_INFINITY, delayMs: options.delayMs ?? 0, match: options.match }
     },
     failRandomly (rate, faults, delayMs = 0) { random = { rate, faults, delayMs } },
-    get openConnections () { return sockets.size },
+    get openConnections () { return local.openConnections },
     async heal () {
       fault = undefined
       random = undefined
       for (const release of held.splice(0)) release()
-      if (!listening) await listen(port)
+      if (!local.listening) await local.listen(port)
     },
-    async close () { await stop() }
+    async close () { await local.stop() }
   }
 }

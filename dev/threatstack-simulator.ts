@@ -2,9 +2,8 @@
 // `hawk` library) or the legacy key header, serves alerts, and can be switched into every
 // failure mode the service must survive. Used by `npm run dev`, the tests and the benchmarks.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
-import { once } from 'node:events'
 import Hawk from 'hawk'
+import { loopback } from './net.js'
 
 export const FAILURE_MODES = [
   'refused', // the port stops accepting connections
@@ -86,10 +85,8 @@ function sendJson (res: ServerResponse, status: number, body: unknown, headers: 
 export async function startThreatStackSimulator (options: SimulatorOptions): Promise<ThreatStackSimulator> {
   const alerts = new Map<string, Record<string, unknown>>()
   const requests: RecordedRequest[] = []
-  const sockets = new Set<Socket>()
   let failure: { mode: FailureMode, remaining: number, retryAfter: string } | undefined
   let latencyMs = options.latencyMs ?? 0
-  let listening = false
 
   async function authorized (req: IncomingMessage): Promise<boolean> {
     const { userId, organizationId, apiKey } = options
@@ -168,29 +165,9 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
   const server: Server = createServer((req, res) => {
     handle(req, res).catch(() => res.destroy())
   })
-  server.on('connection', (socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-  })
+  const local = loopback(server, 'simulator')
 
-  async function listen (port: number): Promise<number> {
-    server.listen(port, '127.0.0.1')
-    await once(server, 'listening')
-    listening = true
-    const address = server.address()
-    if (address === null || typeof address === 'string') throw new Error('simulator has no TCP address')
-    return address.port
-  }
-
-  async function stopListening (): Promise<void> {
-    if (!listening) return
-    listening = false
-    const closed = new Promise((resolve) => server.close(resolve))
-    for (const socket of sockets) socket.destroy()
-    await closed
-  }
-
-  const port = await listen(options.port ?? 0)
+  const port = await local.listen(options.port ?? 0)
 
   return {
     url: `http://127.0.0.1:${port}/v2`,
@@ -199,7 +176,7 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
     async failWith (mode, times = Number.POSITIVE_INFINITY, options = {}) {
       if (mode === 'refused') {
         failure = undefined
-        await stopListening()
+        await local.stop()
         return
       }
       failure = { mode, remaining: times, retryAfter: options.retryAfter ?? '7' }
@@ -207,12 +184,12 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
     async heal () {
       failure = undefined
       random = undefined
-      if (!listening) await listen(port)
+      if (!local.listening) await local.listen(port)
     },
     setAlert (id, alert) { alerts.set(id, alert) },
     setLatency (ms) { latencyMs = ms },
     failRandomly (rate, modes) { random = { rate, modes } },
-    get openConnections () { return sockets.size },
-    async close () { await stopListening() }
+    get openConnections () { return local.openConnections },
+    async close () { await local.stop() }
   }
 }
