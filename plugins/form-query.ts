@@ -30,7 +30,7 @@ export default fp(async function formQueryPlugin (app) {
   app.addHook('preValidation', async (request) => {
     const names = request.routeOptions.config.formQuery
     if (names === undefined) return
-    if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(request.headers['content-type'] ?? '')) return
+    if (typeof request.is(['application/x-www-form-urlencoded']) !== 'string') return
     const form = new URLSearchParams(await readText(request.raw, MAX_FORM_BYTES))
     const query = request.query as Record<string, unknown>
     for (const name of names) {
@@ -38,4 +38,4 @@ export default fp(async function formQueryPlugin (app) {
       if (query[name] === undefined && value !== null) query[name] = value
     }
   })
-}, { name: 'form-query', fastify: '5.x' })
+}, { name: 'form-query', fastify: '5.x', dependencies: ['@fastify/sensible'] })

@@ -27,6 +27,11 @@ t.test('a GET search takes start and end from a form body over HTTP, the query s
   const otherType = await search('', '{"start":"2017-01-15","end":"2017-01-16"}', 'application/json')
   t.equal(otherType.status, 400, 'only a form body is read')
   t.equal(otherType.json.error?.type, 'DateParseError')
+
+  const withParameters = await search('', 'start=2017-01-15&end=2017-01-16', 'Application/X-WWW-Form-URLEncoded; charset=UTF-8')
+  t.same(withParameters.json.alerts?.map((a) => a.id), ['form0001'], 'the media type, whatever its case and parameters')
+  const lookalike = await search('', 'start=2017-01-15&end=2017-01-16', 'application/x-www-form-urlencoded-not')
+  t.equal(lookalike.status, 400, 'another media type that starts the same is not a form')
 })
 
 t.test('a form body over the limit is 413, a bad form is a date error', async (t) => {
