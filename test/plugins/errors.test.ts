@@ -1,12 +1,12 @@
 import t from 'tap'
 import Fastify, { errorCodes, type FastifyInstance } from 'fastify'
-import { Writable } from 'node:stream'
+import { Duplex, Writable } from 'node:stream'
 import app, { loggerOptions, serverOptions } from '../../app.js'
 import { loadConfig } from '../../config.js'
 import { BEARER, build, startUpstreams } from '../helpers/build.js'
 import { ALERT_URL, CREATED_AT, assertError, postAlerts } from '../helpers/requests.js'
 import { assertNoLeak } from '../helpers/leaks.js'
-import { envelope, toServiceError } from '../../plugins/errors.js'
+import { clientErrorHandler, envelope, toServiceError } from '../../plugins/errors.js'
 import {
   AlertNotFoundError, PayloadTooLargeError, RequestValidationError, S3ClientError, ServiceError,
   ServiceUnavailableError, ThreatStackAPIError, UNEXPECTED_MESSAGE, UnexpectedException,
@@ -280,4 +280,28 @@ t.test('toServiceError', async (t) => {
     t.same(unexpected, { success: false, error: { type: 'UnexpectedException', message: UNEXPECTED_MESSAGE, requestId: 'r-3' } })
     assertNoLeak(t, JSON.stringify(unexpected))
   })
+})
+
+t.test('what the HTTP parser refuses is answered on the socket with its catalogued status and the envelope', async (t) => {
+  const instance = Fastify({ logger: false })
+  t.teardown(async () => instance.close())
+  const cases: Array<[string, number, string]> = [
+    ['HPE_HEADER_OVERFLOW', 431, 'Request headers are too large'],
+    ['ERR_HTTP_REQUEST_TIMEOUT', 408, 'Request took too long to arrive'],
+    ['HPE_INVALID_METHOD', 400, 'Request is malformed']
+  ]
+  for (const [code, status, message] of cases) {
+    const chunks: Buffer[] = []
+    const socket = new Duplex({ read () {}, write (chunk: Buffer, _encoding, done) { chunks.push(chunk); done() } })
+    clientErrorHandler.call(instance, Object.assign(new Error('parse error at 127.0.0.1:9'), { code }), socket)
+    const [head = '', body = ''] = Buffer.concat(chunks).toString('utf8').split('\r\n\r\n')
+    t.match(head, new RegExp(`^HTTP/1\\.1 ${status} `), `${code}: ${status}`)
+    const json = JSON.parse(body) as { error: { requestId: string } }
+    t.match(json, { success: false, error: { type: 'RequestValidationError', message, requestId: UUID } })
+    t.match(head, `x-request-id: ${json.error.requestId}\r\n`)
+    t.match(head, 'x-content-type-options: nosniff\r\n')
+    t.match(head, `content-length: ${Buffer.byteLength(body)}\r\n`)
+    t.notMatch(body, /127\.0\.0\.1|parse error/)
+    t.ok(socket.destroyed, 'the connection is closed')
+  }
 })
