@@ -10,7 +10,8 @@ import type { Config } from '../config.js'
 import {
   SNSMessageInvalidError, SNSSignatureError, ServiceUnavailableError, UnexpectedException, WebhookDataError
 } from '../errors/index.js'
-import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../schemas/json.js'
+import { exceedsJsonDepth } from '../schemas/json.js'
+import { nestedTooDeeply } from './webhook.js'
 import {
   SNSConfirmationSchema, SNSNotificationSchema, SNS_MESSAGE_TYPES,
   type SNSConfirmation, type SNSMessage, type SNSMessageType, type SNSNotification
@@ -36,6 +37,8 @@ const checkNotification = TypeCompiler.Compile(SNSNotificationSchema)
 const checkConfirmation = TypeCompiler.Compile(SNSConfirmationSchema)
 
 const MAX_DETAILS = 10
+// With the u flag, a surrogate matches only when it is not half of a pair.
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u
 const MAX_DETAIL_LENGTH = 200
 
 export interface SNSClient {
@@ -298,13 +301,13 @@ export async function confirmSubscription (client: SNSClient, message: SNSConfir
 
 /**
  * A Notification's Message, parsed as JSON; `__proto__` and `constructor.prototype` keys are refused.
- * @throws WebhookDataError when it is not JSON, or nested too deeply.
+ * @throws WebhookDataError when it is not JSON, not well-formed Unicode, or nested too deeply.
  */
 export function notificationBody (message: SNSNotification): unknown {
   // As for a body posted directly: nesting this deep could not be serialized again to be stored.
-  if (exceedsJsonDepth(message.Message)) {
-    throw new WebhookDataError('Webhook body is nested too deeply', { details: [`at most ${MAX_JSON_DEPTH} levels of objects and arrays`] })
-  }
+  if (exceedsJsonDepth(message.Message)) throw nestedTooDeeply()
+  // A lone surrogate (an escape in the envelope) has no UTF-8 bytes: the record could not be what was sent.
+  if (LONE_SURROGATE.test(message.Message)) throw new WebhookDataError('SNS Message is not valid Unicode text')
   try {
     return sjson.parse(message.Message, null, { protoAction: 'error', constructorAction: 'error' })
   } catch (err) {
@@ -313,7 +316,7 @@ export function notificationBody (message: SNSNotification): unknown {
 }
 
 export type SNSDelivery =
-  | { type: 'Notification', topicArn: string, messageId: string, body: unknown }
+  | { type: 'Notification', topicArn: string, messageId: string, body: unknown, text: string }
   | { type: 'SubscriptionConfirmation' | 'UnsubscribeConfirmation', topicArn: string, messageId: string }
 
 /**
@@ -334,7 +337,7 @@ export async function receiveSNSMessage (client: SNSClient, body: unknown, heade
   if (message.Type === 'SubscriptionConfirmation') subscribeUrl(message)
   await verifySNSMessage(client, message)
   const { TopicArn: topicArn, MessageId: messageId } = message
-  if (message.Type === 'Notification') return { type: message.Type, topicArn, messageId, body: notificationBody(message) }
+  if (message.Type === 'Notification') return { type: message.Type, topicArn, messageId, body: notificationBody(message), text: message.Message }
   if (message.Type === 'SubscriptionConfirmation') await confirmSubscription(client, message)
   return { type: message.Type, topicArn, messageId }
 }
