@@ -1,5 +1,9 @@
 import t from 'tap'
-import { SECRETS, TOKENS, build, type Built } from '../helpers/build.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
+import { SECRETS, TOKENS, build, startUpstreams, type Built } from '../helpers/build.js'
+import { freePort, startServer } from '../helpers/process.js'
+import { startS3FaultProxy } from '../../dev/s3-fault-proxy.js'
 import {
   ALERT_URL, CREATED_AT, LEGACY_ALERT_URL, WEBHOOK_MINUTE, assertError, getAlert, listKeys, postAlerts
 } from '../helpers/requests.js'
@@ -615,4 +619,42 @@ t.test('POST /alert when Threat Stack answers 200 with JSON nested too deeply: 5
   t.equal(error.message, 'Failure to communicate with Threat Stack (status 200)')
   t.same(await listKeys(t, built.s3.endpoint), [`${WEBHOOK_MINUTE}/deepjson`], 'the webhook record only')
   t.notOk(JSON.stringify(built.logs).includes('S3ClientError'), 'never an S3 error')
+})
+
+t.test('a server killed with SIGKILL mid-request leaves no full alert without its webhook record', async (t) => {
+  const { env, s3, threatstack } = await startUpstreams(t)
+  const proxy = await startS3FaultProxy(s3.endpoint)
+  t.teardown(async () => proxy.close())
+  // The records' PUTs are held: the fetches complete meanwhile, the moment a full alert could be written first.
+  await proxy.failWith('hold', { match: /^PUT \/[^/]+\/webhooks\// })
+  const port = await freePort()
+  const server = await startServer({
+    ...env, AWS_ENDPOINT_URL_S3: proxy.endpoint, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ARCHIVE_CONCURRENCY: '10'
+  })
+  t.teardown(() => { if (server.child.exitCode === null) server.child.kill('SIGKILL') })
+  const alerts = Array.from({ length: 10 }, (_, i) => ({ id: `killed${String(i).padStart(2, '0')}`, created_at: CREATED_AT + i }))
+  const posted = request(`${server.url}${ALERT_URL}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKENS.ingest}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ alerts })
+  }).then(async (res) => { await res.body.dump(); return res.statusCode }, () => 'no answer')
+
+  let ready = false
+  for (let i = 0; i < 250 && !ready; i++) {
+    ready = threatstack.requests.length === alerts.length && proxy.requests.filter((r) => r.fault === 'hold').length === alerts.length
+    if (!ready) await sleep(20)
+  }
+  t.ok(ready, 'every full alert fetched, every record PUT held')
+  // Time for any full alert PUT to go out; none may.
+  await sleep(300)
+  server.child.kill('SIGKILL')
+  await server.exited
+  t.equal(await posted, 'no answer', 'the sender got no answer, and will resend')
+  await proxy.close()
+
+  const keys = await listKeys(t, s3.endpoint)
+  const records = new Set(keys.filter((k) => k.startsWith('webhooks/')).map((k) => k.slice(k.lastIndexOf('/') + 1)))
+  const orphans = keys.filter((k) => k.startsWith('alerts/') && !records.has(k.slice(k.lastIndexOf('/') + 1)))
+  t.same(orphans, [], 'no full alert without its record')
+  t.notOk(proxy.requests.some((r) => r.method === 'PUT' && r.path.includes('/alerts/')), 'no full alert PUT was even made')
 })
