@@ -24,6 +24,14 @@ export abstract class ServiceError extends Error {
   }
 }
 
+/** Bounds on the `details` of one error: which input and which rule, never much of the input itself. */
+export const MAX_DETAILS = 20
+export const MAX_DETAIL_LENGTH = 200
+
+export function boundedDetails (details: string[]): string[] {
+  return details.slice(0, MAX_DETAILS).map((d) => d.slice(0, MAX_DETAIL_LENGTH))
+}
+
 // 4xx: the caller's input
 
 export class WebhookDataError extends ServiceError {
