@@ -801,6 +801,8 @@ export interface operations {
                     organization_name?: string;
                     server_or_region?: string;
                     source?: string;
+                    /** @description absent: a body with alerts is the batch form */
+                    alerts?: unknown;
                 } & {
                     [key: string]: unknown;
                 });
@@ -846,6 +848,8 @@ export interface operations {
                     organization_name?: string;
                     server_or_region?: string;
                     source?: string;
+                    /** @description absent: a body with alerts is the batch form */
+                    alerts?: unknown;
                 } & {
                     [key: string]: unknown;
                 });
@@ -1500,6 +1504,8 @@ export interface operations {
                     organization_name?: string;
                     server_or_region?: string;
                     source?: string;
+                    /** @description absent: a body with alerts is the batch form */
+                    alerts?: unknown;
                 } & {
                     [key: string]: unknown;
                 });
@@ -1545,6 +1551,8 @@ export interface operations {
                     organization_name?: string;
                     server_or_region?: string;
                     source?: string;
+                    /** @description absent: a body with alerts is the batch form */
+                    alerts?: unknown;
                 } & {
                     [key: string]: unknown;
                 });

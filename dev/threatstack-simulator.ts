@@ -15,6 +15,7 @@ export const FAILURE_MODES = [
   'json-429',
   'json-500',
   'invalid-json', // 200 with a truncated JSON body
+  'deep-json', // 200 with valid JSON nested far too deeply to be stored again
   'oversized' // 200 with a JSON body larger than any sane alert
 ] as const
 export type FailureMode = typeof FAILURE_MODES[number]
@@ -143,6 +144,13 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
         res.writeHead(200, { 'content-type': 'application/json' })
         res.end('{"id": "587c0159a907346eccb84004", "title": ')
         return
+      case 'deep-json': {
+        // 10,000 levels: JSON.parse takes it, serializing it again exhausts the stack.
+        const text = `{"id": "587c0159a907346eccb84004", "nested": ${'['.repeat(10_000)}${']'.repeat(10_000)}}`
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+        res.end(text)
+        return
+      }
       case 'oversized':
         return sendJson(res, 200, { id: 'big', padding: 'x'.repeat(8 * 1024 * 1024) })
       default:

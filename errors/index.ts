@@ -65,11 +65,19 @@ export interface ErrorClass {
   readonly everyRoute: boolean
 }
 
+/** Bounds on the `details` of one error: which input and which rule, never much of the input itself. */
+export const MAX_DETAILS = 20
+export const MAX_DETAIL_LENGTH = 200
+
+export function boundedDetails (details: string[]): string[] {
+  return details.slice(0, MAX_DETAILS).map((d) => d.slice(0, MAX_DETAIL_LENGTH))
+}
+
 // 4xx: the caller's input
 
 export class WebhookDataError extends ServiceError {
   static override readonly cases = [
-    { status: 400, when: 'the webhook body is unparseable, empty, or fails the schema', message: 'Webhook body is invalid' }
+    { status: 400, when: 'the webhook body is unparseable, empty, not UTF-8, holds a key twice, or fails the schema', message: 'Webhook body is invalid' }
   ]
 }
 
@@ -198,7 +206,7 @@ function threatStackMessage (upstreamStatus: number | undefined): string {
 /** Threat Stack could not be reached, timed out, or answered something that is not JSON. */
 export class ThreatStackRequestError extends ThreatStackError {
   static override readonly cases = [
-    { status: 502, when: 'Threat Stack could not be reached, or answered a non-JSON failure', message: 'Failure to communicate with Threat Stack' },
+    { status: 502, when: 'Threat Stack could not be reached, or answered something that is not a usable JSON object (a balancer\'s HTML page, JSON nested too deeply)', message: 'Failure to communicate with Threat Stack' },
     { status: 504, when: 'Threat Stack did not answer in time', message: 'Threat Stack did not answer in time' }
   ]
 

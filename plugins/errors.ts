@@ -8,13 +8,10 @@ import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify'
 import {
-  AuthenticationError, DateParseError, PayloadTooLargeError, RequestValidationError, RouteNotFoundError, ServiceError,
+  AuthenticationError, boundedDetails, DateParseError, PayloadTooLargeError, RequestValidationError, RouteNotFoundError, ServiceError,
   UnexpectedException, UnsupportedMediaTypeError, WebhookDataError
 } from '../errors/index.js'
 import { ErrorEnvelopeSchema, type ErrorEnvelope, type ErrorType } from '../schemas/envelope.js'
-
-const MAX_DETAILS = 20
-const MAX_DETAIL_LENGTH = 200
 
 interface ValidationIssue { instancePath?: string, message?: string }
 
@@ -23,8 +20,7 @@ function isFastifyError (err: unknown): err is FastifyError & { validation?: Val
 }
 
 function validationDetails (issues: ValidationIssue[]): string[] {
-  return issues.slice(0, MAX_DETAILS).map((v) =>
-    `${v.instancePath === undefined || v.instancePath === '' ? '/' : v.instancePath} ${v.message ?? 'is invalid'}`.slice(0, MAX_DETAIL_LENGTH))
+  return boundedDetails(issues.map((v) => `${v.instancePath === undefined || v.instancePath === '' ? '/' : v.instancePath} ${v.message ?? 'is invalid'}`))
 }
 
 /** Maps anything thrown anywhere to one of our errors. */

@@ -44,6 +44,7 @@ export default fp<SNSPluginOptions>(async function snsPlugin (app, opts) {
     if (delivery.type === 'Notification') {
       request.log.debug({ sns }, 'SNS notification verified')
       request.body = delivery.body
+      request.bodyText = delivery.text
       return
     }
     request.log.info({ sns }, delivery.type === 'SubscriptionConfirmation' ? 'SNS subscription confirmed' : 'SNS subscription ended')

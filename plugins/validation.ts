@@ -26,7 +26,10 @@ function issuesOf (schema: TSchema, value: unknown): Issue[] {
  */
 function closestMember (schema: TSchema, value: unknown): TSchema | undefined {
   if (schema[Kind] !== 'Union' || typeof value !== 'object' || value === null) return undefined
-  const members = schema.anyOf as TSchema[]
+  // A member that forbids a property the value has (a Never) is not what it was meant to be.
+  const forbids = (m: TSchema): boolean => Object.entries((m.properties ?? {}) as Record<string, TSchema>).some(([k, p]) => p[Kind] === 'Never' && Object.hasOwn(value, k))
+  const members = (schema.anyOf as TSchema[]).filter((m) => !forbids(m))
+  if (members.length === 0) return undefined
   const present = (m: TSchema): number => ((m.required ?? []) as string[]).filter((k) => Object.hasOwn(value, k)).length
   return members.reduce((best, m) => present(m) > present(best) ? m : best)
 }

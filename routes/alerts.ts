@@ -7,6 +7,7 @@ import { alertsOf, WebhookBodySchema } from '../schemas/alert.js'
 import { AlertIdParamsSchema, IngestQuerySchema, SEARCH_DEFAULT_LIMIT, SearchQuerySchema } from '../schemas/query.js'
 import { AlertReplySchema, ArchiveReplySchema, SearchReplySchema, errorResponses } from '../schemas/envelope.js'
 import { archiveAlerts, type ArchiveDeps } from '../services/archive.js'
+import { webhookRecords } from '../services/webhook.js'
 import { decodeCursor, getAlert, parseRange, searchAlerts, type SearchDeps } from '../services/search.js'
 
 /** An archived alert never changes: a year, in the caller's own cache only (it takes a read token). */
@@ -65,10 +66,10 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'ThreatStackRequestError', 'ThreatStackAPIError', 'S3ClientError')
       }
     }
-  }, async (request) => ({
-    success: true as const,
-    archived: await archiveAlerts(archiveDeps, alertsOf(request.body))
-  }))
+  }, async (request) => {
+    const alerts = alertsOf(request.body)
+    return { success: true as const, archived: await archiveAlerts(archiveDeps, alerts, webhookRecords(alerts, request.bodyText)) }
+  })
 
   app.get('/alert/:alert_id', {
     onRequest: app.requireToken('read'),

@@ -28,7 +28,7 @@ export function digitsAtMost (max: number): string {
   return `^(?:${alternatives.join('|')})$`
 }
 
-export const AlertSchema = Type.Object({
+const alertProperties = {
   id: AlertIdSchema,
   // Threat Stack sends created_at as a string of digits; the Python service's archives hold numbers.
   created_at: Type.Union([
@@ -44,9 +44,22 @@ export const AlertSchema = Type.Object({
   organization_name: Type.Optional(Type.String()),
   server_or_region: Type.Optional(Type.String()),
   source: Type.Optional(Type.String())
-}, { additionalProperties: true, description: 'A Threat Stack alert as its webhook sends it; unknown fields are archived as received' })
+}
+
+const ALERT_DESCRIPTION = 'A Threat Stack alert as its webhook sends it; unknown fields are archived as received'
+
+export const AlertSchema = Type.Object(alertProperties, { additionalProperties: true, description: ALERT_DESCRIPTION })
 
 export type Alert = Static<typeof AlertSchema>
+
+/**
+ * An alert posted on its own. An object with `alerts` is always the batch form, so a bare alert
+ * can never carry an `alerts` field: otherwise an unvalidated array could ride along inside it.
+ */
+export const BareAlertSchema = Type.Object({
+  ...alertProperties,
+  alerts: Type.Optional(Type.Never({ description: 'absent: a body with alerts is the batch form' }))
+}, { additionalProperties: true, description: `${ALERT_DESCRIPTION}; never with an alerts field` })
 
 export const AlertBatchSchema = Type.Object({
   alerts: Type.Array(AlertSchema, { minItems: 1, maxItems: 100 })
@@ -54,13 +67,13 @@ export const AlertBatchSchema = Type.Object({
 
 export type AlertBatch = Static<typeof AlertBatchSchema>
 
-/** A webhook body: the original service's `{"alerts": [...]}` or one bare alert. */
-export const WebhookBodySchema = Type.Union([AlertBatchSchema, AlertSchema])
+/** A webhook body: exactly one of the original service's `{"alerts": [...]}` or one bare alert. */
+export const WebhookBodySchema = Type.Union([AlertBatchSchema, BareAlertSchema])
 
 export type WebhookBody = Static<typeof WebhookBodySchema>
 
 export function alertsOf (body: WebhookBody): Alert[] {
-  return 'alerts' in body && Array.isArray(body.alerts) ? body.alerts : [body as Alert]
+  return Object.hasOwn(body, 'alerts') ? (body as AlertBatch).alerts : [body as Alert]
 }
 
 /** created_at in milliseconds; NaN when outside 1970-9999 (a digit string may exceed the bound). */

@@ -2,6 +2,21 @@
 //   [prefix/]webhooks/YYYY/MM/DD/HH/mm/<id>   webhook record, UTC minute of created_at
 //   [prefix/]alerts/<id[0:2]>/<id[2:4]>/<id>  full alert
 
+import { WebhookDataError } from '../errors/index.js'
+
+/** The alert id rule (schemas/alert.ts AlertIdSchema), applied again where keys and URLs are built. */
+export const ALERT_ID = /^[A-Za-z0-9_-]{4,128}$/
+
+/**
+ * Refuses an id that breaks the id rule, so that no key or URL is ever built from one, whatever
+ * path it came by. @throws WebhookDataError
+ */
+export function assertAlertId (id: unknown): asserts id is string {
+  if (typeof id !== 'string' || !ALERT_ID.test(id)) {
+    throw new WebhookDataError('Alert id is invalid', { details: ['/id must be 4 to 128 characters of A-Z, a-z, 0-9, _ and -'] })
+  }
+}
+
 function withPrefix (prefix: string, key: string): string {
   return prefix === '' ? key : `${prefix}/${key}`
 }
@@ -12,11 +27,15 @@ export function minutePath (ms: number): string {
   return `${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/${iso.slice(11, 13)}/${iso.slice(14, 16)}`
 }
 
+/** @throws WebhookDataError for an id that breaks the id rule */
 export function webhookKey (prefix: string, id: string, createdAtMs: number): string {
+  assertAlertId(id)
   return withPrefix(prefix, `webhooks/${minutePath(createdAtMs)}/${id}`)
 }
 
+/** @throws WebhookDataError for an id that breaks the id rule */
 export function alertKey (prefix: string, id: string): string {
+  assertAlertId(id)
   return withPrefix(prefix, `alerts/${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`)
 }
 

@@ -44,10 +44,17 @@ function isNoSuchKey (err: unknown): boolean {
   return err instanceof S3ServiceException && err.name === 'NoSuchKey'
 }
 
-/** Writes `value` as a JSON object. @throws S3ClientError */
+/**
+ * Writes `value` as a JSON object. Serializing happens before any S3 call, so a value that
+ * cannot be serialized is never reported as a failure of S3. @throws S3ClientError
+ */
 export async function putJson (store: Store, key: string, value: unknown, signal?: AbortSignal): Promise<void> {
+  await putBody(store, key, JSON.stringify(value), signal)
+}
+
+/** Writes `body`, JSON text kept byte for byte, as a JSON object. @throws S3ClientError */
+export async function putBody (store: Store, key: string, body: string | Buffer, signal?: AbortSignal): Promise<void> {
   try {
-    const body = JSON.stringify(value)
     await call(store, async () => store.s3.send(new PutObjectCommand({
       Bucket: store.bucket,
       Key: key,

@@ -7,6 +7,8 @@ import type { Config } from '../config.js'
 import {
   DEFAULT_RETRY_AFTER_SECONDS, ThreatStackAPIError, ThreatStackRequestError, type ThreatStackError
 } from '../errors/index.js'
+import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../schemas/json.js'
+import { assertAlertId } from './keys.js'
 
 /** Told of every attempt and every retry, for metrics. */
 export interface UpstreamObserver {
@@ -126,9 +128,12 @@ async function attempt (client: ThreatStackClient, path: string, timeoutMs: numb
     throw requestFailed(err)
   }
 
+  // Whatever goes wrong reading the answer is Threat Stack's: an answer nested too deeply is
+  // refused here, like a webhook body, because storing it would exhaust the stack later.
   let json: unknown
   let parseError: unknown
   try {
+    if (exceedsJsonDepth(text)) throw new Error(`answer nested deeper than ${MAX_JSON_DEPTH} levels`)
     json = JSON.parse(text)
   } catch (err) {
     parseError = err
@@ -202,8 +207,10 @@ export async function getObject (client: ThreatStackClient, path: string, policy
   }
 }
 
-/** The full alert. @throws ThreatStackRequestError | ThreatStackAPIError */
+/** The full alert. @throws ThreatStackRequestError | ThreatStackAPIError; WebhookDataError for an invalid id */
 export async function fetchAlert (client: ThreatStackClient, id: string): Promise<Record<string, unknown>> {
+  // No URL is built from an id that breaks the id rule, however the caller got it.
+  assertAlertId(id)
   return await getObject(client, `/alerts/${encodeURIComponent(id)}`)
 }
 

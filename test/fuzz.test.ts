@@ -8,6 +8,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import { BEARER, TOKENS, build } from './helpers/build.js'
 import { findLeak } from './helpers/leaks.js'
 import { certFileName, fixtureCertificate, tempDir } from './helpers/sns.js'
+import { alertSources } from '../schemas/json.js'
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000)
 // FUZZ_SEED=random draws one; it is printed so that a failure can be replayed.
@@ -221,4 +222,39 @@ t.test(`every route answers ${RUNS} generated inputs with a 2xx or a 4xx envelop
   t.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype is not polluted')
   const health = await (app as FastifyInstance).inject({ method: 'GET', url: '/health' })
   t.equal(health.statusCode, 200, 'the process is healthy after the run')
+})
+
+/** `value` as JSON text with the spacing `gap` picks between tokens, and keys in their order. */
+function spaced (value: unknown, gap: () => string): string {
+  if (Array.isArray(value)) return `[${gap()}${value.map((v) => `${spaced(v, gap)}${gap()}`).join(`,${gap()}`)}]`
+  if (typeof value === 'object' && value !== null) {
+    return `{${gap()}${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}${gap()}:${gap()}${spaced(v, gap)}${gap()}`).join(`,${gap()}`)}}`
+  }
+  return JSON.stringify(value)
+}
+
+t.test('alertSources cuts each alert out of any JSON text exactly, and finds every key given twice', async (t) => {
+  const spacing = fc.array(fc.constantFrom('', ' ', '\n', '\t', '\r\n  '), { minLength: 1, maxLength: 8 })
+  const element = fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5 })
+  const body = fc.oneof(
+    element.filter((o) => !Object.hasOwn(o, 'alerts')).map((o) => ({ value: o as unknown, alerts: [o] })),
+    fc.tuple(fc.array(element, { maxLength: 5 }), element).map(([alerts, rest]) => {
+      const value = { ...rest, alerts }
+      return { value: value as unknown, alerts }
+    })
+  )
+  const result = await fc.check(fc.property(body, spacing, fc.nat(), ({ value, alerts }, gaps, seed) => {
+    let i = seed
+    const gap = (): string => gaps[i++ % gaps.length] ?? ''
+    const text = `${gap()}${spaced(value, gap)}${gap()}`
+    const { sources, duplicate } = alertSources(text)
+    if (duplicate !== undefined) return false
+    if (sources.length !== alerts.length) return false
+    // Each source is a slice of the text that parses to its alert.
+    if (!sources.every((source, n) => text.includes(source) && JSON.stringify(JSON.parse(source)) === JSON.stringify(alerts[n]))) return false
+    // The same text with one key of the top-level object given twice is caught.
+    const twice = text.replace(/^(\s*)\{/, '$1{"alerts":0,')
+    return !Object.hasOwn(value as object, 'alerts') || alertSources(twice).duplicate?.key === 'alerts'
+  }), { seed: SEED, numRuns: Math.max(100, Math.ceil(RUNS / 10)) })
+  t.notOk(result.failed, result.failed ? `${fc.defaultReportMessage(result) ?? ''}\nrerun with FUZZ_SEED=${SEED}` : 'every cut exact')
 })

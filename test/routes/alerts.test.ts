@@ -1,5 +1,9 @@
 import t from 'tap'
-import { SECRETS, TOKENS, build, type Built } from '../helpers/build.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
+import { SECRETS, TOKENS, build, startUpstreams, type Built } from '../helpers/build.js'
+import { freePort, startServer } from '../helpers/process.js'
+import { startS3FaultProxy } from '../../dev/s3-fault-proxy.js'
 import {
   ALERT_URL, CREATED_AT, LEGACY_ALERT_URL, WEBHOOK_MINUTE, assertError, getAlert, listKeys, postAlerts
 } from '../helpers/requests.js'
@@ -506,4 +510,151 @@ t.test('with the legacy API key (no Hawk): archived, and a JSON 401 from Threat 
   const error = assertError(t, res, 502, 'ThreatStackAPIError')
   t.equal(error.message, 'Failure to communicate with Threat Stack (status 401)')
   t.notMatch(res.body, /Unauthorized|errors/, 'no upstream error text')
+})
+
+t.test('a bare alert cannot smuggle an alerts array: an object with alerts is the batch form', async (t) => {
+  const built = await build(t)
+  const bare = { id: 'carrier1', created_at: '1484521800000' }
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['ids with ../ segments', [{ id: '../../../../escaped/xx', created_at: '1484521800000' }, { id: 'ab/../../cd', created_at: '1' }], /^\/alerts\/0\/id /],
+    ['a non-string id', [{ id: 12345678, created_at: '1484521800000' }], /^\/alerts\/0\/id /],
+    ['an empty array', [], /^\/alerts /],
+    ['500 alerts', Array.from({ length: 500 }, (_, i) => ({ id: `many${String(i).padStart(4, '0')}`, created_at: CREATED_AT })), /^\/alerts /],
+    ['created_at true', [{ id: 'boolean1', created_at: true }], /^\/alerts\/0\/created_at /],
+    ['not an array', 'abcd1234', /^\/alerts /],
+    ['null', null, /^\/alerts /]
+  ]
+  for (const [name, alerts, detail] of cases) {
+    t.test(name, async (t) => {
+      const res = await postAlerts(built.app, { ...bare, alerts })
+      const error = assertError(t, res, 400, 'WebhookDataError')
+      t.equal(error.message, 'Webhook body is invalid')
+      t.ok(error.details?.some((d) => detail.test(d)), `a detail matches ${String(detail)}: ${JSON.stringify(error.details)}`)
+      t.same(await listKeys(t, built.s3.endpoint), [], 'nothing written, the carrier included')
+      t.equal(built.threatstack.requests.length, 0, 'nothing fetched')
+    })
+  }
+
+  t.test('a batch element may not carry alerts either: each is validated as an alert of the batch', async (t) => {
+    const res = await postAlerts(built.app, { alerts: [{ ...bare, alerts: [{ id: '../x/yyyy', created_at: 1 }] }] })
+    t.equal(res.statusCode, 200, 'the inner field is an unknown field of the alert, archived as received')
+    t.same(res.json(), { success: true, archived: ['carrier1'] })
+    t.same(await listKeys(t, built.s3.endpoint), ['alerts/ca/rr/carrier1', `${WEBHOOK_MINUTE}/carrier1`], 'only the alert itself')
+  })
+})
+
+t.test('webhook records are stored exactly as received', async (t) => {
+  const built = await build(t)
+
+  async function storedBytes (key: string): Promise<Buffer | undefined> {
+    const object = await built.readObject(key)
+    return object === undefined ? undefined : Buffer.from(object.body, 'utf8')
+  }
+
+  t.test('a bare alert: big integers, unicode escapes and raw UTF-8, spacing and key order', async (t) => {
+    const record = '{\n\t"title" : "caf\\u00e9 \\ud83d\\ude00 café 😀 \\"quoted\\" \\/",\n  "id":"exact001",   "created_at":"1484521800000",\n' +
+      '  "big": 12345678901234567890, "float": 1.0e+2, "neg": -0.0, "n": [ 1 , 2 ], "obj": { } }'
+    for (const contentType of ['application/json', 'text/plain; charset=utf-8']) {
+      const res = await postAlerts(built.app, ` \r\n${record}\n\n`, { contentType })
+      t.equal(res.statusCode, 200, contentType)
+      t.same(await storedBytes(`${WEBHOOK_MINUTE}/exact001`), Buffer.from(record, 'utf8'), 'the bytes of the alert as sent')
+    }
+    t.equal((await built.readObject(`${WEBHOOK_MINUTE}/exact001`))?.contentType, 'application/json')
+    t.match((await built.readObject(`${WEBHOOK_MINUTE}/exact001`))?.body, /12345678901234567890/, 'every digit of the big integer')
+  })
+
+  t.test('a batch: each element, byte for byte', async (t) => {
+    const first = '{"id":"exact002","created_at":1484521800000,"big":-98765432109876543210}'
+    const second = '{ "created_at" : "1484521860000" ,\n "id" : "exact003", "s": "\\u0041\\t" }'
+    const body = `{ "before": [1, {"id": "x"}], "alerts" : [\n  ${first} ,\n\t${second}\n], "after": {"alerts": []} }`
+    const res = await postAlerts(built.app, body, { contentType: 'application/json' })
+    t.equal(res.statusCode, 200)
+    t.same(res.json(), { success: true, archived: ['exact002', 'exact003'] })
+    t.same(await storedBytes(`${WEBHOOK_MINUTE}/exact002`), Buffer.from(first, 'utf8'))
+    t.same(await storedBytes('webhooks/2017/01/15/23/11/exact003'), Buffer.from(second, 'utf8'))
+  })
+
+  t.test('a UTF-8 byte order mark is not part of the record', async (t) => {
+    const record = '{"id":"exact004","created_at":"1484521800000"}'
+    const res = await postAlerts(built.app, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(record)]), { contentType: 'application/json' })
+    t.equal(res.statusCode, 200)
+    t.same(await storedBytes(`${WEBHOOK_MINUTE}/exact004`), Buffer.from(record))
+  })
+
+  t.test('a key given twice in any object is a 400 naming the rule, and nothing is written', async (t) => {
+    const cases: Array<[string, string]> = [
+      ['{"id":"dupkey01","created_at":"1484521800000","id":"dupkey02"}', '/ has the key "id" more than once'],
+      ['{"id":"dupkey01","created_at":"1484521800000","x":{"a":1,"\\u0061":2}}', '/x has the key "a" more than once'],
+      ['{"alerts":[{"id":"dupkey01","created_at":"1484521800000"},{"id":"dupkey02","created_at":1,"created_at":2}]}', '/alerts/1 has the key "created_at" more than once'],
+      ['{"alerts":[{"id":"dupkey01","created_at":"1484521800000"}],"alerts":[{"id":"dupkey02","created_at":"1484521800000"}]}', '/ has the key "alerts" more than once']
+    ]
+    for (const [body, detail] of cases) {
+      const res = await postAlerts(built.app, body, { contentType: 'application/json' })
+      const error = assertError(t, res, 400, 'WebhookDataError')
+      t.equal(error.message, 'Webhook body holds a key more than once')
+      t.same(error.details, [`${detail}; keys must be unique in every object`])
+    }
+    const keys = await listKeys(t, built.s3.endpoint)
+    t.notOk(keys.some((k) => k.includes('dupkey')), 'nothing written')
+    t.notOk(built.threatstack.requests.some((r) => r.path.includes('dupkey')), 'nothing fetched')
+  })
+
+  t.test('a body that is not UTF-8 is a 400: it could not be stored as sent', async (t) => {
+    const body = Buffer.concat([Buffer.from('{"id":"notutf81","created_at":"1484521800000","t":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')])
+    for (const contentType of ['application/json', 'text/plain']) {
+      const res = await postAlerts(built.app, body, { contentType })
+      const error = assertError(t, res, 400, 'WebhookDataError')
+      t.equal(error.message, 'Webhook body is not valid UTF-8')
+    }
+    t.equal(await built.readObject(`${WEBHOOK_MINUTE}/notutf81`), undefined)
+  })
+})
+
+t.test('POST /alert when Threat Stack answers 200 with JSON nested too deeply: 502 ThreatStackRequestError', async (t) => {
+  const built = await build(t)
+  await built.threatstack.failWith('deep-json')
+  const alert = { id: 'deepjson', created_at: '1484521800000' }
+  const res = await postAlerts(built.app, alert)
+  const error = assertError(t, res, 502, 'ThreatStackRequestError')
+  t.equal(error.message, 'Failure to communicate with Threat Stack (status 200)')
+  t.same(await listKeys(t, built.s3.endpoint), [`${WEBHOOK_MINUTE}/deepjson`], 'the webhook record only')
+  t.notOk(JSON.stringify(built.logs).includes('S3ClientError'), 'never an S3 error')
+})
+
+t.test('a server killed with SIGKILL mid-request leaves no full alert without its webhook record', async (t) => {
+  const { env, s3, threatstack } = await startUpstreams(t)
+  const proxy = await startS3FaultProxy(s3.endpoint)
+  t.teardown(async () => proxy.close())
+  // The records' PUTs are held: the fetches complete meanwhile, the moment a full alert could be written first.
+  await proxy.failWith('hold', { match: /^PUT \/[^/]+\/webhooks\// })
+  const port = await freePort()
+  const server = await startServer({
+    ...env, AWS_ENDPOINT_URL_S3: proxy.endpoint, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ARCHIVE_CONCURRENCY: '10'
+  })
+  t.teardown(() => { if (server.child.exitCode === null) server.child.kill('SIGKILL') })
+  const alerts = Array.from({ length: 10 }, (_, i) => ({ id: `killed${String(i).padStart(2, '0')}`, created_at: CREATED_AT + i }))
+  const posted = request(`${server.url}${ALERT_URL}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKENS.ingest}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ alerts })
+  }).then(async (res) => { await res.body.dump(); return res.statusCode }, () => 'no answer')
+
+  let ready = false
+  for (let i = 0; i < 250 && !ready; i++) {
+    ready = threatstack.requests.length === alerts.length && proxy.requests.filter((r) => r.fault === 'hold').length === alerts.length
+    if (!ready) await sleep(20)
+  }
+  t.ok(ready, 'every full alert fetched, every record PUT held')
+  // Time for any full alert PUT to go out; none may.
+  await sleep(300)
+  server.child.kill('SIGKILL')
+  await server.exited
+  t.equal(await posted, 'no answer', 'the sender got no answer, and will resend')
+  await proxy.close()
+
+  const keys = await listKeys(t, s3.endpoint)
+  const records = new Set(keys.filter((k) => k.startsWith('webhooks/')).map((k) => k.slice(k.lastIndexOf('/') + 1)))
+  const orphans = keys.filter((k) => k.startsWith('alerts/') && !records.has(k.slice(k.lastIndexOf('/') + 1)))
+  t.same(orphans, [], 'no full alert without its record')
+  t.notOk(proxy.requests.some((r) => r.method === 'PUT' && r.path.includes('/alerts/')), 'no full alert PUT was even made')
 })

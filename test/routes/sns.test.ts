@@ -238,3 +238,48 @@ t.test('the ingest token applies to SNS deliveries too', async (t) => {
   t.equal(res.statusCode, 200, 'a bearer token, on the legacy prefix')
   t.equal(built.standIn.requests.length, 1, 'confirmed once')
 })
+
+t.test('a signed Notification cannot smuggle an alerts array inside a bare alert', async (t) => {
+  const built = await buildWithSNS(t, { env: { SNS_CERTS_DIR: await localCertsDir(t) } })
+  const bare = { id: 'carrier1', created_at: '1484521800000' }
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['ids with ../ segments', [{ id: '../../../../escaped/xx', created_at: '1484521800000' }], /^\/alerts\/0\/id /],
+    ['a non-string id', [{ id: 12345678, created_at: '1484521800000' }], /^\/alerts\/0\/id /],
+    ['an empty array', [], /^\/alerts /],
+    ['500 alerts', Array.from({ length: 500 }, (_, i) => ({ id: `many${String(i).padStart(4, '0')}`, created_at: '1484521800000' })), /^\/alerts /],
+    ['created_at true', [{ id: 'boolean1', created_at: true }], /^\/alerts\/0\/created_at /]
+  ]
+  for (const [name, alerts, detail] of cases) {
+    const res = await postSNS(built.app, await signedMessage('Notification', { Message: JSON.stringify({ ...bare, alerts }) }))
+    const error = assertError(t, res, 400, 'WebhookDataError')
+    t.ok(error.details?.some((d) => detail.test(d)), `${name}: a detail matches ${String(detail)}: ${JSON.stringify(error.details)}`)
+  }
+  t.same(await listKeys(t, built.s3.endpoint), [], 'nothing written')
+  t.equal(built.threatstack.requests.length, 0, 'nothing fetched')
+})
+
+t.test('the records of a Notification are the bytes of its Message, exactly', async (t) => {
+  const built = await buildWithSNS(t, { env: { SNS_CERTS_DIR: await localCertsDir(t) } })
+  const bare = '{ "id" : "snsexact1",\n "created_at": "1484521800000", "big": 12345678901234567890, "t": "caf\\u00e9 é" }'
+  const res = await postSNS(built.app, await signedMessage('Notification', { Message: `\n${bare}\n` }))
+  t.equal(res.statusCode, 200)
+  t.equal((await built.readObject('webhooks/2017/01/15/23/10/snsexact1'))?.body, bare)
+
+  const first = '{"id":"snsexact2","created_at":1484521800000,"n":1e400}'
+  const second = '{"created_at":"1484521800000",  "id":"snsexact3"}'
+  const batch = await postSNS(built.app, await signedMessage('Notification', { Message: `{"alerts":[${first},\n${second}]}` }))
+  t.equal(batch.statusCode, 200)
+  t.same(batch.json(), { success: true, archived: ['snsexact2', 'snsexact3'] })
+  t.equal((await built.readObject('webhooks/2017/01/15/23/10/snsexact2'))?.body, first, '1e400 stays 1e400')
+  t.equal((await built.readObject('webhooks/2017/01/15/23/10/snsexact3'))?.body, second)
+
+  const dup = await postSNS(built.app, await signedMessage('Notification', { Message: '{"id":"snsdup01","created_at":"1","id":"snsdup02"}' }))
+  const error = assertError(t, dup, 400, 'WebhookDataError')
+  t.same(error.details, ['/ has the key "id" more than once; keys must be unique in every object'])
+
+  const lone = await postSNS(built.app, await signedMessage('Notification', { Message: '{"id":"snslone1","created_at":"1","t":"\ud800"}' }))
+  t.equal(assertError(t, lone, 400, 'WebhookDataError').message, 'SNS Message is not valid Unicode text')
+  t.same((await listKeys(t, built.s3.endpoint)).filter((k) => k.startsWith('webhooks/')), [
+    'webhooks/2017/01/15/23/10/snsexact1', 'webhooks/2017/01/15/23/10/snsexact2', 'webhooks/2017/01/15/23/10/snsexact3'
+  ], 'nothing of the refused ones')
+})

@@ -279,7 +279,7 @@ t.test('a created_at beyond 9999 is a WebhookDataError before any write', async 
   t.equal(sim.requests.length, 0, 'nothing was fetched')
 
   t.throws(() => assertArchivable([{ id: 'edge', created_at: '253402300800000' }]), WebhookDataError, 'one millisecond past the bound')
-  t.doesNotThrow(() => assertArchivable([{ id: 'edge', created_at: '253402300799999' }, { id: 'zero', created_at: '0' }, { id: 'n', created_at: 5 }]))
+  t.doesNotThrow(() => assertArchivable([{ id: 'edge', created_at: '253402300799999' }, { id: 'zero', created_at: '0' }, { id: 'nnnn', created_at: 5 }]))
 })
 
 t.test('one alert failing does not stop the others; whatever was stored stays stored', async (t) => {
@@ -314,7 +314,7 @@ t.test('the webhook record does not wait for the fetch', async (t) => {
   t.equal(sim.requests[0]?.authorized, true, 'Hawk still verifies through the proxy')
 })
 
-t.test('the fetch does not wait for the webhook record: one GET and one PUT make the critical path', async (t) => {
+t.test('the fetch does not wait for the webhook record, the full alert does: no full alert without its record', async (t) => {
   const { s3, threatstack: sim } = await startUpstreams(t)
   const proxy = await startS3FaultProxy(s3.endpoint)
   t.teardown(async () => proxy.close())
@@ -323,11 +323,68 @@ t.test('the fetch does not wait for the webhook record: one GET and one PUT make
   await proxy.failWith('hold', { match: /^PUT \/[^/]+\/webhooks\// })
   const done = archiveAlerts(deps, [ALERT])
   t.ok(await until(() => sim.requests.length === 1), 'the fetch reaches Threat Stack while the record is held')
-  t.ok(await until(async () => (await bucket.read(`alerts/58/7c/${ID}`)) !== undefined), 'and the full alert is stored')
-  t.equal(await bucket.read(`webhooks/2017/01/15/23/10/${ID}`), undefined, 'the record is still held')
+  t.ok(await until(() => proxy.requests.some((r) => r.fault === 'hold')), 'the record PUT is held')
+  // The fetch has been answered; give a full alert PUT every chance to go out (it must not).
+  await sleep(300)
+  t.notOk(proxy.requests.some((r) => r.method === 'PUT' && r.path.includes('/alerts/')), 'no full alert PUT while the record is held')
+  t.same(await bucket.keys(), [], 'nothing stored yet')
   await proxy.heal()
   t.same(await done, [ID], 'the alert is answered once both are stored')
-  t.not(await bucket.read(`webhooks/2017/01/15/23/10/${ID}`), undefined, 'the record is stored')
+  const puts = proxy.requests.filter((r) => r.method === 'PUT').map((r) => r.path.split('/')[2])
+  t.same(puts, ['webhooks', 'alerts'], 'the record PUT, then the full alert PUT')
+  t.same(await bucket.keys(), [`alerts/58/7c/${ID}`, `webhooks/2017/01/15/23/10/${ID}`])
+})
+
+t.test('a record PUT that fails: no full alert is written, the S3 error is thrown', async (t) => {
+  const { s3, threatstack: sim } = await startUpstreams(t)
+  const proxy = await startS3FaultProxy(s3.endpoint)
+  t.teardown(async () => proxy.close())
+  const deps: ArchiveDeps = { store: store(t, proxy.endpoint), threatstack: threatStack(t, sim.url), concurrency: 1 }
+  const bucket = reader(t, s3.endpoint)
+  await proxy.failWith('internal', { match: /^PUT \/[^/]+\/webhooks\// })
+  const err = await rejection(t, archiveAlerts(deps, [ALERT]), S3ClientError)
+  t.equal(err.statusCode, 502)
+  t.equal(sim.requests.length, 1, 'the fetch ran alongside')
+  t.notOk(proxy.requests.some((r) => r.method === 'PUT' && r.path.includes('/alerts/')), 'no full alert PUT was made')
+  t.same(await bucket.keys(), [], 'nothing stored')
+  // Healed, the sender's retry archives both.
+  await proxy.heal()
+  t.same(await archiveAlerts(deps, [ALERT]), [ID])
+  t.same(await bucket.keys(), [`alerts/58/7c/${ID}`, `webhooks/2017/01/15/23/10/${ID}`])
+})
+
+t.test('the webhook record is stored byte for byte as given', async (t) => {
+  const { deps, bucket, endpoint } = await setup(t)
+  const text = '{ "id" : "587c0159a907346eccb84004",\n\t"created_at": "1484521800000", "big": 12345678901234567890, "t": "\\u00e9\u00e9" }'
+  await archiveAlert(deps, JSON.parse(text) as Alert, text)
+  const s3 = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: LOCAL_S3_CREDENTIALS, maxAttempts: 1 })
+  t.teardown(() => s3.destroy())
+  const res = await s3.send(new GetObjectCommand({ Bucket: SECRETS.bucket, Key: `webhooks/2017/01/15/23/10/${ID}` }))
+  t.same(Buffer.from(await res.Body!.transformToByteArray()), Buffer.from(text, 'utf8'), 'the same bytes')
+  t.equal(res.ContentType, 'application/json')
+  t.same((await bucket.read(`alerts/58/7c/${ID}`))?.body, simulatedAlert(ID), 'the full alert as usual')
+})
+
+t.test('ids that break the id rule are refused before any write or fetch, whoever calls', async (t) => {
+  const { deps, sim, bucket } = await setup(t)
+  for (const id of ['../../../../etc/passwd', '..', 'ab/cd/ef', 'abc', 12345678, 'x'.repeat(129)]) {
+    const bad = { id, created_at: '1484521800000' } as unknown as Alert
+    const err = await rejection(t, archiveAlerts(deps, [ALERT, bad]), WebhookDataError)
+    t.equal(err.statusCode, 400)
+    t.match(err.details, [/^id of alert 1 must be 4 to 128 characters/])
+    await rejection(t, archiveAlert(deps, bad), WebhookDataError)
+  }
+  t.same(await bucket.keys(), [], 'nothing written')
+  t.equal(sim.requests.length, 0, 'nothing fetched')
+})
+
+t.test('Threat Stack answering 200 with JSON nested too deeply is a Threat Stack error, not an S3 one', async (t) => {
+  const { deps, sim, bucket } = await setup(t)
+  await sim.failWith('deep-json')
+  const err = await rejection(t, archiveAlerts(deps, [ALERT]), ThreatStackRequestError)
+  t.equal(err.statusCode, 502)
+  t.equal(err.upstreamStatus, 200)
+  t.same(await bucket.keys(), [`webhooks/2017/01/15/23/10/${ID}`], 'the webhook record only')
 })
 
 t.test('the concurrency bound is respected', async (t) => {

@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap'
 import type { Config } from '../../config.js'
 import {
-  DEFAULT_RETRY_AFTER_SECONDS, ThreatStackAPIError, ThreatStackError, ThreatStackRequestError
+  DEFAULT_RETRY_AFTER_SECONDS, ThreatStackAPIError, ThreatStackError, ThreatStackRequestError, WebhookDataError
 } from '../../errors/index.js'
 import {
   checkThreatStack, closeThreatStackClient, createThreatStackClient, fetchAlert, getObject, retryAfterSeconds,
@@ -146,12 +146,18 @@ t.test('legacy: `Authorization: <key>` is accepted, a wrong key gets 401', async
   t.equal(sim.requests.filter((r) => r.authorized).length, 2)
 })
 
-t.test('ids are encoded into the path', async (t) => {
+t.test('no URL is built from an id that breaks the id rule', async (t) => {
   const sim = await simulator(t, { userId: SECRETS.userId, organizationId: SECRETS.organizationId })
   const c = client(t, sim)
-  const alert = await fetchAlert(c, 'a b/c?d')
-  t.equal(alert.id, 'a b/c?d')
-  t.equal(sim.requests[0]?.path, '/v2/alerts/a%20b%2Fc%3Fd')
+  for (const id of ['a b/c?d', '../../alerts', '..%2Fx', 'abc', 'x'.repeat(129), '', 'abcd\u0000', 12345678, null, ['abcd']]) {
+    const err = await rejection(t, fetchAlert(c, id as string), WebhookDataError)
+    t.equal(err.statusCode, 400, `refused: ${JSON.stringify(id).slice(0, 20)}`)
+    t.same(err.details, ['/id must be 4 to 128 characters of A-Z, a-z, 0-9, _ and -'])
+  }
+  t.equal(sim.requests.length, 0, 'nothing reached Threat Stack')
+  const alert = await fetchAlert(c, 'A_-z09')
+  t.equal(alert.id, 'A_-z09')
+  t.equal(sim.requests[0]?.path, '/v2/alerts/A_-z09')
   t.equal(sim.requests[0]?.authorized, true)
 })
 
@@ -266,6 +272,28 @@ t.test('every failure mode of the simulator', async (t) => {
     t.ok((err.cause as Error).cause instanceof SyntaxError, 'the parse error is in the chain')
     assertFixedMessage(t, err, sim)
     await backToNormal(t)
+  })
+
+  t.test('deep-json → ThreatStackRequestError 502: refused as it is read, never later as it is stored', async (t) => {
+    tested.add('deep-json')
+    await sim.failWith('deep-json', 1)
+    const err = await rejection(t, fetchAlert(c, ID), ThreatStackRequestError)
+    t.equal(err.statusCode, 502)
+    t.equal(err.upstreamStatus, 200)
+    t.equal(err.message, 'Failure to communicate with Threat Stack (status 200)')
+    t.match(String(((err.cause as Error).cause as Error).message), /nested deeper than 32 levels/, 'the reason is in the chain, for the log')
+    assertFixedMessage(t, err, sim)
+    await backToNormal(t)
+  })
+
+  t.test('an answer nested just within the limit is an object like any other', async (t) => {
+    const deep = { id: ID, nested: JSON.parse('['.repeat(31) + ']'.repeat(31)) as unknown }
+    sim.setAlert(ID, deep)
+    t.same(await fetchAlert(c, ID), deep, '32 levels with the outer object')
+    sim.setAlert(ID, { id: ID, nested: JSON.parse('['.repeat(32) + ']'.repeat(32)) as unknown })
+    const err = await rejection(t, fetchAlert(c, ID), ThreatStackRequestError)
+    t.equal(err.upstreamStatus, 200, '33 levels are refused')
+    sim.setAlert(ID, simulatedAlert(ID))
   })
 
   t.test('oversized → ThreatStackRequestError 502', async (t) => {
