@@ -51,6 +51,7 @@ export const EnvSchema = Type.Object({
   THREATSTACK_RETRY_MAX_DELAY_MS: str('milliseconds', INT),
   THREATSTACK_BUDGET_MS: str('milliseconds', INT),
   S3_TIMEOUT_MS: str('milliseconds', INT),
+  S3_BUDGET_MS: str('milliseconds', INT),
   S3_CONNECT_TIMEOUT_MS: str('milliseconds', INT),
   S3_MAX_SOCKETS: str('a number of sockets', INT),
   S3_MAX_ATTEMPTS: str('a number of attempts', INT),
@@ -99,6 +100,8 @@ export interface Config {
     credentials?: { accessKeyId: string, secretAccessKey: string, sessionToken?: string }
     timeoutMs: number
     connectTimeoutMs: number
+    /** Total time of one S3 call (slot wait, every attempt, body read); absent: services/storage.ts's default. */
+    budgetMs?: number
     maxSockets: number
     maxAttempts: number
     /** The SDK's retry strategy; its default (standard) when absent. */
@@ -272,6 +275,8 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
         }
       }),
       timeoutMs: int('S3_TIMEOUT_MS', 10_000, 100),
+      // Leaves a webhook's record PUT room to fail and be answered within the ~30 s a sender waits.
+      budgetMs: int('S3_BUDGET_MS', 15_000, 100),
       connectTimeoutMs: int('S3_CONNECT_TIMEOUT_MS', 3000, 100),
       maxSockets: int('S3_MAX_SOCKETS', 64, 1, 4096),
       maxAttempts: int('S3_MAX_ATTEMPTS', 3, 1, 10),
