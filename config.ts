@@ -41,6 +41,7 @@ export const EnvSchema = Type.Object({
   TRUST_PROXY: str('true, false, a hop count, or comma-separated addresses/CIDRs', LIST),
   KEEP_ALIVE_TIMEOUT_MS: str('milliseconds', INT),
   REQUEST_TIMEOUT_MS: str('milliseconds', INT),
+  BODY_TIMEOUT_MS: str('milliseconds', INT),
   SHUTDOWN_GRACE_MS: str('milliseconds', INT),
   THREATSTACK_TIMEOUT_MS: str('milliseconds', INT),
   THREATSTACK_CONNECT_TIMEOUT_MS: str('milliseconds', INT),
@@ -88,6 +89,8 @@ export interface Config {
     trustProxy: boolean | number | string[]
     keepAliveTimeoutMs: number
     requestTimeoutMs: number
+    /** How long a request body may take to arrive once its head is in. */
+    bodyTimeoutMs: number
     shutdownGraceMs: number
   }
   logLevel: string
@@ -259,6 +262,8 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       // Above the idle timeout of common balancers (AWS ALB: 60 s), so they close first.
       keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1000),
       requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 60_000, 1000),
+      // A webhook of BODY_LIMIT_BYTES arrives in well under a second from any sender worth serving.
+      bodyTimeoutMs: int('BODY_TIMEOUT_MS', 10_000, 100),
       shutdownGraceMs: int('SHUTDOWN_GRACE_MS', 25_000, 0)
     },
     logLevel: level,

@@ -187,7 +187,7 @@ export interface components {
                  * @example AlertNotFoundError
                  * @enum {string}
                  */
-                type: "WebhookDataError" | "DateParseError" | "RequestValidationError" | "SNSMessageInvalidError" | "AuthenticationError" | "AuthorizationError" | "SNSSignatureError" | "AlertNotFoundError" | "RouteNotFoundError" | "PayloadTooLargeError" | "UnsupportedMediaTypeError" | "UnexpectedException" | "ThreatStackRequestError" | "ThreatStackAPIError" | "S3ClientError" | "ServiceUnavailableError";
+                type: "WebhookDataError" | "DateParseError" | "RequestValidationError" | "SNSMessageInvalidError" | "AuthenticationError" | "AuthorizationError" | "SNSSignatureError" | "AlertNotFoundError" | "RouteNotFoundError" | "RequestTimeoutError" | "PayloadTooLargeError" | "UnsupportedMediaTypeError" | "UnexpectedException" | "ThreatStackRequestError" | "ThreatStackAPIError" | "S3ClientError" | "ServiceUnavailableError";
                 message: string;
                 requestId: string;
                 /** @description Which input broke which rule */
@@ -670,6 +670,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `RequestTimeoutError`: the body did not arrive within `BODY_TIMEOUT_MS` (or the request within `REQUEST_TIMEOUT_MS`). */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "RequestTimeoutError",
+                     *         "message": "Request took too long to arrive",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `PayloadTooLargeError`: the body is over the limit. */
             413: {
                 headers: {
@@ -926,6 +945,25 @@ export interface operations {
                      *       "error": {
                      *         "type": "AuthorizationError",
                      *         "message": "This token is not allowed to use this route",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `RequestTimeoutError`: the body did not arrive within `BODY_TIMEOUT_MS` (or the request within `REQUEST_TIMEOUT_MS`). */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "RequestTimeoutError",
+                     *         "message": "Request took too long to arrive",
                      *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
                      *       }
                      *     }
@@ -1350,6 +1388,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `RequestTimeoutError`: the body did not arrive within `BODY_TIMEOUT_MS` (or the request within `REQUEST_TIMEOUT_MS`). */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "RequestTimeoutError",
+                     *         "message": "Request took too long to arrive",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `PayloadTooLargeError`: the body is over the limit. */
             413: {
                 headers: {
@@ -1606,6 +1663,25 @@ export interface operations {
                      *       "error": {
                      *         "type": "AuthorizationError",
                      *         "message": "This token is not allowed to use this route",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `RequestTimeoutError`: the body did not arrive within `BODY_TIMEOUT_MS` (or the request within `REQUEST_TIMEOUT_MS`). */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "RequestTimeoutError",
+                     *         "message": "Request took too long to arrive",
                      *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
                      *       }
                      *     }

@@ -74,6 +74,14 @@ export class RouteNotFoundError extends ServiceError {
   }
 }
 
+/** The request (its head, or its body) did not arrive within its deadline: a slow or stalled sender. */
+export class RequestTimeoutError extends ServiceError {
+  readonly statusCode = 408
+  constructor (options: ServiceErrorOptions = {}) {
+    super('Request took too long to arrive', options)
+  }
+}
+
 export class PayloadTooLargeError extends ServiceError {
   readonly statusCode = 413
 }

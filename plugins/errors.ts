@@ -7,8 +7,8 @@ import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify'
 import {
-  AuthenticationError, DateParseError, PayloadTooLargeError, RequestValidationError, RouteNotFoundError, ServiceError,
-  UnexpectedException, UnsupportedMediaTypeError, WebhookDataError
+  AuthenticationError, DateParseError, PayloadTooLargeError, RequestTimeoutError, RequestValidationError, RouteNotFoundError,
+  ServiceError, UnexpectedException, UnsupportedMediaTypeError, WebhookDataError
 } from '../errors/index.js'
 
 const MAX_DETAILS = 20
@@ -108,14 +108,13 @@ export function frameworkErrors (err: FastifyError, request: FastifyRequest, rep
 export function clientErrorHandler (this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
   // A reset connection has no one left to answer.
   if (err.code === 'ECONNRESET' || socket.destroyed) return
-  const [status, message] = err.code === 'HPE_HEADER_OVERFLOW'
-    ? [431, 'Request headers are too large']
+  const [status, known] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, new RequestValidationError('Request headers are too large', { cause: err })]
     : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? [408, 'Request took too long to arrive']
-      : [400, 'Request is malformed']
-  const known = new RequestValidationError(message, { cause: err })
+      ? [408, new RequestTimeoutError({ cause: err })]
+      : [400, new RequestValidationError('Request is malformed', { cause: err })]
   const requestId = randomUUID()
-  this.log.info({ reqId: requestId, err: known }, message)
+  this.log.info({ reqId: requestId, err: known }, known.message)
   const body = JSON.stringify(envelope(known, requestId))
   if (socket.writable) {
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +

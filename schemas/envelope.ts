@@ -17,6 +17,7 @@ export const ERROR_TYPES = {
   SNSSignatureError: [{ status: 403, when: 'an SNS message not signed by SNS, or from a topic not allowed', message: 'SNS message signature is invalid' }],
   AlertNotFoundError: [{ status: 404, when: 'the alert is not in the archive', message: 'Alert not found in the archive' }],
   RouteNotFoundError: [{ status: 404, when: 'no such route (or method)', message: 'Route not found' }],
+  RequestTimeoutError: [{ status: 408, when: 'the body did not arrive within `BODY_TIMEOUT_MS` (or the request within `REQUEST_TIMEOUT_MS`)', message: 'Request took too long to arrive' }],
   PayloadTooLargeError: [{ status: 413, when: 'the body is over the limit', message: 'Request body is too large' }],
   UnsupportedMediaTypeError: [{ status: 415, when: 'a content type other than application/json or text/plain', message: 'Content type must be application/json or text/plain' }],
   UnexpectedException: [{ status: 500, when: 'anything not anticipated', message: 'An unexpected error has occurred.' }],

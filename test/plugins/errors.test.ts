@@ -1,14 +1,16 @@
 import t from 'tap'
 import Fastify, { errorCodes, type FastifyInstance } from 'fastify'
 import { Writable } from 'node:stream'
+import { once } from 'node:events'
+import { connect as connectNet, createServer as createNetServer, type AddressInfo as NetAddress } from 'node:net'
 import app, { loggerOptions, serverOptions } from '../../app.js'
 import { loadConfig } from '../../config.js'
 import { BEARER, build, startUpstreams } from '../helpers/build.js'
 import { ALERT_URL, CREATED_AT, assertError, postAlerts } from '../helpers/requests.js'
 import { assertNoLeak } from '../helpers/leaks.js'
-import { envelope, toServiceError } from '../../plugins/errors.js'
+import { clientErrorHandler, envelope, toServiceError } from '../../plugins/errors.js'
 import {
-  AlertNotFoundError, PayloadTooLargeError, RequestValidationError, S3ClientError, ServiceError,
+  AlertNotFoundError, PayloadTooLargeError, RequestTimeoutError, RequestValidationError, S3ClientError, ServiceError,
   ServiceUnavailableError, ThreatStackAPIError, UNEXPECTED_MESSAGE, UnexpectedException,
   UnsupportedMediaTypeError, WebhookDataError
 } from '../../errors/index.js'
@@ -280,4 +282,23 @@ t.test('toServiceError', async (t) => {
     t.same(unexpected, { success: false, error: { type: 'UnexpectedException', message: UNEXPECTED_MESSAGE, requestId: 'r-3' } })
     assertNoLeak(t, JSON.stringify(unexpected))
   })
+})
+
+t.test('a request whose head does not arrive in time is a 408 RequestTimeoutError envelope', async (t) => {
+  const { app } = await build(t)
+  // Node raises ERR_HTTP_REQUEST_TIMEOUT only on its 30 s connection check: the handler is given it on a real socket.
+  const server = createNetServer((socket) => {
+    clientErrorHandler.call(app, Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  const socket = connectNet((server.address() as NetAddress).port, '127.0.0.1')
+  const chunks: Buffer[] = []
+  socket.on('data', (c: Buffer) => chunks.push(c))
+  await once(socket, 'close')
+  const [head = '', body = ''] = Buffer.concat(chunks).toString().split('\r\n\r\n')
+  t.match(head, /^HTTP\/1\.1 408 /)
+  t.match(JSON.parse(body), { success: false, error: { type: 'RequestTimeoutError', message: 'Request took too long to arrive', requestId: String } })
+  t.type(toServiceError(new RequestTimeoutError()), RequestTimeoutError, 'passed on as it is')
 })

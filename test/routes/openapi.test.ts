@@ -48,9 +48,9 @@ t.test('the document describes every route the app registers', async (t) => {
   t.notOk([...operations.keys()].some((k) => k.includes('/documentation')), 'the documentation routes are not operations')
 
   const expected: Array<[string, string, string, number[]]> = [
-    ['POST /api/v1/s3/alert', 'archiveAlerts', 'ingest', [200, 400, 401, 403, 413, 415, 500, 502, 503, 504]],
+    ['POST /api/v1/s3/alert', 'archiveAlerts', 'ingest', [200, 400, 401, 403, 408, 413, 415, 500, 502, 503, 504]],
     ['GET /api/v1/s3/alert/{alert_id}', 'getAlert', 'read', [200, 400, 401, 403, 404, 500, 502, 503]],
-    ['GET /api/v1/s3/alert', 'searchAlerts', 'read', [200, 400, 401, 403, 413, 500, 502, 503]],
+    ['GET /api/v1/s3/alert', 'searchAlerts', 'read', [200, 400, 401, 403, 408, 413, 500, 502, 503]],
     ['GET /api/v1/s3/status', 'getStatus', 'none', [200, 500, 503]],
     ['GET /health', 'getHealth', 'none', [200, 500, 503]],
     ['GET /metrics', 'getMetrics', 'read', [200, 401, 403, 500, 503]]
@@ -135,6 +135,7 @@ t.test('the error catalogue of the document is the error classes', async (t) => 
     ['SNSSignatureError', new errors.SNSSignatureError('m')],
     ['AlertNotFoundError', new errors.AlertNotFoundError()],
     ['RouteNotFoundError', new errors.RouteNotFoundError()],
+    ['RequestTimeoutError', new errors.RequestTimeoutError()],
     ['PayloadTooLargeError', new errors.PayloadTooLargeError('m')],
     ['UnsupportedMediaTypeError', new errors.UnsupportedMediaTypeError('m')],
     ['UnexpectedException', new errors.UnexpectedException()],
@@ -153,7 +154,7 @@ t.test('the error catalogue of the document is the error classes', async (t) => 
   for (const [type, cases] of Object.entries(ERROR_TYPES)) {
     t.same(cases.map((c) => c.status).sort(), [...new Set(instances.filter(([n]) => n === type).map(([, e]) => e.statusCode))].sort(), `${type}: no other status`)
   }
-  const fixed = [new errors.AuthenticationError(), new errors.AuthorizationError(), new errors.AlertNotFoundError(), new errors.UnexpectedException()]
+  const fixed = [new errors.AuthenticationError(), new errors.AuthorizationError(), new errors.AlertNotFoundError(), new errors.RequestTimeoutError(), new errors.UnexpectedException()]
   for (const err of fixed) t.equal(ERROR_TYPES[err.name as ErrorType][0]?.message, err.message, `${err.name}: the message it sends`)
 })
 
