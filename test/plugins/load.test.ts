@@ -140,7 +140,7 @@ t.test('senders that trickle their bodies hold no webhook slot, and get a 408 en
 })
 
 t.test('a body that arrives in time is not cut off, however slowly its parts come', async (t) => {
-  const { app } = await build(t, { env: { BODY_TIMEOUT_MS: '5000' } })
+  const { app } = await build(t, { env: { BODY_TIMEOUT_MS: '10000' } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as AddressInfo
   const body = JSON.stringify({ id: 'slow-but-in-time', created_at: 1484521800000 })
