@@ -39,18 +39,44 @@ export interface AppOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-/** The URL as logged: any `token` query parameter is replaced. */
-export function redactUrl (url: string): string {
-  const q = url.indexOf('?')
-  if (q === -1) return url
-  const query = url.slice(q + 1).split('&').map((pair) => {
-    const eq = pair.indexOf('=')
-    const name = eq === -1 ? pair : pair.slice(0, eq)
-    let decoded = name
-    try { decoded = decodeURIComponent(name.replace(/\+/g, ' ')) } catch { /* an undecodable name is kept as it is */ }
-    return decoded.trim().toLowerCase() === 'token' ? `${name}=[redacted]` : pair
-  })
-  return `${url.slice(0, q)}?${query.join('&')}`
+/** A query parameter's name as a lenient parser might read it: decoded until stable, lower case, letters and digits only. */
+function normalisedName (name: string): string {
+  let current = name
+  for (let round = 0; round < 5; round++) {
+    let decoded: string
+    try {
+      decoded = decodeURIComponent(current.replace(/\+/g, ' '))
+    } catch {
+      break
+    }
+    if (decoded === current) break
+    current = decoded
+  }
+  return current.toLowerCase().replace(/[^a-z0-9]/g, '')
+}
+
+// Methods that read: only they are logged with their query. Everything else is (or pretends to
+// be) an ingest request, whose query may carry a token under any name or encoding.
+const READ_METHODS = new Set(['GET', 'HEAD'])
+
+/**
+ * The URL as logged. Of a webhook (any method but GET and HEAD) only the path is kept: its query,
+ * and anything after a `;` or `#`, becomes `?[redacted]`. Of a read, every parameter whose
+ * name reads as `token` however it is encoded, padded or bracketed (`%2574oken`, `token%00`,
+ * `token[]`, `TOKEN`) has its value replaced; `;`, `?` and `#` separate parameters too.
+ */
+export function redactUrl (url: string, method = 'GET'): string {
+  const cut = url.search(/[?;#]/)
+  if (cut === -1) return url
+  const path = url.slice(0, cut)
+  if (!READ_METHODS.has(method.toUpperCase())) return `${path}?[redacted]`
+  const parts = url.slice(cut).split(/([?;#&])/)
+  return path + parts.map((part, i) => {
+    if (i % 2 === 1) return part
+    const eq = part.indexOf('=')
+    const name = eq === -1 ? part : part.slice(0, eq)
+    return normalisedName(name).includes('token') ? `${name}=[redacted]` : part
+  }).join('')
 }
 
 export type LoggerOptions = Exclude<NonNullable<FastifyServerOptions['logger']>, boolean>
@@ -62,7 +88,7 @@ export function loggerOptions (level: string): LoggerOptions {
     serializers: {
       req: (req: FastifyRequest) => ({
         method: req.method,
-        url: redactUrl(req.url),
+        url: redactUrl(req.url, req.method),
         remoteAddress: req.ip,
         remotePort: req.socket?.remotePort
       })

@@ -41,6 +41,7 @@ export const EnvSchema = Type.Object({
   TRUST_PROXY: str('true, false, a hop count, or comma-separated addresses/CIDRs', LIST),
   KEEP_ALIVE_TIMEOUT_MS: str('milliseconds', INT),
   REQUEST_TIMEOUT_MS: str('milliseconds', INT),
+  BODY_TIMEOUT_MS: str('milliseconds', INT),
   SHUTDOWN_GRACE_MS: str('milliseconds', INT),
   THREATSTACK_TIMEOUT_MS: str('milliseconds', INT),
   THREATSTACK_CONNECT_TIMEOUT_MS: str('milliseconds', INT),
@@ -51,6 +52,7 @@ export const EnvSchema = Type.Object({
   THREATSTACK_RETRY_MAX_DELAY_MS: str('milliseconds', INT),
   THREATSTACK_BUDGET_MS: str('milliseconds', INT),
   S3_TIMEOUT_MS: str('milliseconds', INT),
+  S3_BUDGET_MS: str('milliseconds', INT),
   S3_CONNECT_TIMEOUT_MS: str('milliseconds', INT),
   S3_MAX_SOCKETS: str('a number of sockets', INT),
   S3_MAX_ATTEMPTS: str('a number of attempts', INT),
@@ -87,6 +89,8 @@ export interface Config {
     trustProxy: boolean | number | string[]
     keepAliveTimeoutMs: number
     requestTimeoutMs: number
+    /** How long a request body may take to arrive once its head is in. */
+    bodyTimeoutMs: number
     shutdownGraceMs: number
   }
   logLevel: string
@@ -99,6 +103,8 @@ export interface Config {
     credentials?: { accessKeyId: string, secretAccessKey: string, sessionToken?: string }
     timeoutMs: number
     connectTimeoutMs: number
+    /** Total time of one S3 call (slot wait, every attempt, body read); absent: services/storage.ts's default. */
+    budgetMs?: number
     maxSockets: number
     maxAttempts: number
     /** The SDK's retry strategy; its default (standard) when absent. */
@@ -256,6 +262,8 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       // Above the idle timeout of common balancers (AWS ALB: 60 s), so they close first.
       keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1000),
       requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 60_000, 1000),
+      // A webhook of BODY_LIMIT_BYTES arrives in well under a second from any sender worth serving.
+      bodyTimeoutMs: int('BODY_TIMEOUT_MS', 10_000, 100),
       shutdownGraceMs: int('SHUTDOWN_GRACE_MS', 25_000, 0)
     },
     logLevel: level,
@@ -272,6 +280,8 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
         }
       }),
       timeoutMs: int('S3_TIMEOUT_MS', 10_000, 100),
+      // Leaves a webhook's record PUT room to fail and be answered within the ~30 s a sender waits.
+      budgetMs: int('S3_BUDGET_MS', 15_000, 100),
       connectTimeoutMs: int('S3_CONNECT_TIMEOUT_MS', 3000, 100),
       maxSockets: int('S3_MAX_SOCKETS', 64, 1, 4096),
       maxAttempts: int('S3_MAX_ATTEMPTS', 3, 1, 10),

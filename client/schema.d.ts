@@ -187,7 +187,7 @@ export interface components {
                  * @example AlertNotFoundError
                  * @enum {string}
                  */
-                type: "DateParseError" | "RequestValidationError" | "SNSMessageInvalidError" | "WebhookDataError" | "AuthenticationError" | "AuthorizationError" | "SNSSignatureError" | "AlertNotFoundError" | "RouteNotFoundError" | "PayloadTooLargeError" | "UnsupportedMediaTypeError" | "UnexpectedException" | "S3ClientError" | "ThreatStackAPIError" | "ThreatStackRequestError" | "ServiceUnavailableError";
+                type: "DateParseError" | "RequestValidationError" | "SNSMessageInvalidError" | "WebhookDataError" | "AuthenticationError" | "AuthorizationError" | "SNSSignatureError" | "AlertNotFoundError" | "RouteNotFoundError" | "RequestTimeoutError" | "PayloadTooLargeError" | "UnsupportedMediaTypeError" | "UnexpectedException" | "S3ClientError" | "ThreatStackAPIError" | "ThreatStackRequestError" | "ServiceUnavailableError";
                 message: string;
                 requestId: string;
                 /** @description Which input broke which rule */
@@ -670,6 +670,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `RequestTimeoutError`: the body did not arrive within `BODY_TIMEOUT_MS`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "RequestTimeoutError",
+                     *         "message": "Request took too long to arrive",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `PayloadTooLargeError`: the body is over the limit. */
             413: {
                 headers: {
@@ -708,7 +727,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -878,7 +897,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `WebhookDataError`: the webhook body is unparseable, empty, or fails the schema. `SNSMessageInvalidError`: an SNS envelope is malformed, of an unknown type, or SNS is switched off. `RequestValidationError`: another parameter is invalid (alert id, limit, cursor, token). */
+            /** @description `WebhookDataError`: the webhook body is unparseable, empty, not UTF-8, holds a key twice, or fails the schema. `SNSMessageInvalidError`: an SNS envelope is malformed, of an unknown type, or SNS is switched off. `RequestValidationError`: another parameter is invalid (alert id, limit, cursor, token). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -930,6 +949,25 @@ export interface operations {
                      *       "error": {
                      *         "type": "AuthorizationError",
                      *         "message": "This token is not allowed to use this route",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `RequestTimeoutError`: the body did not arrive within `BODY_TIMEOUT_MS`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "RequestTimeoutError",
+                     *         "message": "Request took too long to arrive",
                      *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
                      *       }
                      *     }
@@ -994,7 +1032,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `ThreatStackRequestError`: Threat Stack could not be reached, or answered a non-JSON failure. `ThreatStackAPIError`: Threat Stack answered with a JSON error. `S3ClientError`: any failure talking to S3. */
+            /** @description `ThreatStackRequestError`: Threat Stack could not be reached, or answered something that is not a usable JSON object (a balancer's HTML page, JSON nested too deeply). `ThreatStackAPIError`: Threat Stack answered with a JSON error. `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -1213,7 +1251,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -1373,6 +1411,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description `RequestTimeoutError`: the body did not arrive within `BODY_TIMEOUT_MS`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "RequestTimeoutError",
+                     *         "message": "Request took too long to arrive",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description `PayloadTooLargeError`: the body is over the limit. */
             413: {
                 headers: {
@@ -1411,7 +1468,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -1581,7 +1638,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `WebhookDataError`: the webhook body is unparseable, empty, or fails the schema. `SNSMessageInvalidError`: an SNS envelope is malformed, of an unknown type, or SNS is switched off. `RequestValidationError`: another parameter is invalid (alert id, limit, cursor, token). */
+            /** @description `WebhookDataError`: the webhook body is unparseable, empty, not UTF-8, holds a key twice, or fails the schema. `SNSMessageInvalidError`: an SNS envelope is malformed, of an unknown type, or SNS is switched off. `RequestValidationError`: another parameter is invalid (alert id, limit, cursor, token). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1633,6 +1690,25 @@ export interface operations {
                      *       "error": {
                      *         "type": "AuthorizationError",
                      *         "message": "This token is not allowed to use this route",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `RequestTimeoutError`: the body did not arrive within `BODY_TIMEOUT_MS`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "RequestTimeoutError",
+                     *         "message": "Request took too long to arrive",
                      *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
                      *       }
                      *     }
@@ -1697,7 +1773,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `ThreatStackRequestError`: Threat Stack could not be reached, or answered a non-JSON failure. `ThreatStackAPIError`: Threat Stack answered with a JSON error. `S3ClientError`: any failure talking to S3. */
+            /** @description `ThreatStackRequestError`: Threat Stack could not be reached, or answered something that is not a usable JSON object (a balancer's HTML page, JSON nested too deeply). `ThreatStackAPIError`: Threat Stack answered with a JSON error. `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -1916,7 +1992,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
             502: {
                 headers: {
                     [name: string]: unknown;

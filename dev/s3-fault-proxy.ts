@@ -1,11 +1,12 @@
 // An HTTP proxy in front of a local S3 server that records every request and can inject the
-// faults S3 shows in production: 500 InternalError, 503 SlowDown, delays, refused connections;
-// and it can hold requests until healed, to show what does or does not wait for them.
+// faults S3 shows in production: 500 InternalError, 503 SlowDown, delays, refused connections,
+// answers that trickle (headers at once, then a byte at a time, never ending: no socket ever
+// goes idle); and it can hold requests until healed, to show what does or does not wait for them.
 // Used by the tests and the soak run.
-import { createServer, request as forward, type IncomingHttpHeaders, type Server } from 'node:http'
+import { createServer, request as forward, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http'
 import { loopback } from './net.js'
 
-export type S3Fault = 'internal' | 'slowdown' | 'delay' | 'hold' | 'refuse'
+export type S3Fault = 'internal' | 'slowdown' | 'delay' | 'hold' | 'trickle' | 'refuse'
 
 export interface ProxiedRequest {
   method: string
@@ -20,13 +21,17 @@ export interface S3FaultProxy {
   readonly requests: ProxiedRequest[]
   /**
    * The next `times` requests (all when omitted) whose `METHOD path` matches `match` (all when
-   * omitted) fail in `fault`; 'delay' holds each one `delayMs`, 'hold' until `heal()`.
+   * omitted) fail in `fault`; 'delay' holds each one `delayMs`, 'hold' until `heal()`;
+   * 'trickle' sends S3's status and headers, then its body and endless padding one byte every
+   * `delayMs` (default 500), until the client goes away.
    */
   failWith (fault: S3Fault, options?: { times?: number, delayMs?: number, match?: RegExp }): Promise<void>
   /** Each request fails with probability `rate`, in one of `faults` picked at random. */
   failRandomly (rate: number, faults: Array<Exclude<S3Fault, 'refuse' | 'hold'>>, delayMs?: number): void
   /** Connections open to the proxy now. */
   readonly openConnections: number
+  /** Trickling answers whose client has not gone away yet. */
+  readonly trickling: number
   heal (): Promise<void>
   close (): Promise<void>
 }
@@ -42,6 +47,7 @@ export async function startS3FaultProxy (target: string, options: { latencyMs?: 
   let fault: { kind: Exclude<S3Fault, 'refuse'>, remaining: number, delayMs: number, match: RegExp | undefined } | undefined
   let random: { rate: number, faults: Array<Exclude<S3Fault, 'refuse' | 'hold'>>, delayMs: number } | undefined
   const held: Array<() => void> = []
+  let trickling = 0
 
   function next (request: string): { kind: Exclude<S3Fault, 'refuse'>, delayMs: number } | undefined {
     if (fault !== undefined && (fault.match === undefined || fault.match.test(request))) {
@@ -77,8 +83,14 @@ export async function startS3FaultProxy (target: string, options: { latencyMs?: 
         path: req.url,
         headers: req.headers
       }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers)
-        answer.pipe(res)
+        if (injected?.kind !== 'trickle') {
+          res.writeHead(answer.statusCode ?? 502, answer.headers)
+          answer.pipe(res)
+          return
+        }
+        const chunks: Buffer[] = []
+        answer.on('data', (chunk: Buffer) => chunks.push(chunk))
+        answer.on('end', () => { trickle(recorded.method, res, answer.statusCode ?? 502, answer.headers, Buffer.concat(chunks), injected.delayMs) })
       })
       out.on('error', () => res.destroy())
       req.pipe(out)
@@ -91,6 +103,32 @@ export async function startS3FaultProxy (target: string, options: { latencyMs?: 
     if (delayMs > 0) setTimeout(pass, delayMs)
     else pass()
   })
+  function trickle (method: string, res: ServerResponse, status: number, headers: IncomingHttpHeaders, body: Buffer, delayMs: number): void {
+    trickling++
+    let next: () => void
+    if (method === 'HEAD') {
+      // An answer to HEAD has no body to trickle: its headers come a byte at a time instead.
+      const socket = res.socket
+      socket?.write(`HTTP/1.1 ${status} OK\r\nx-trickle: `)
+      next = () => { socket?.write('a') }
+    } else {
+      const { 'content-length': _length, ...rest } = headers
+      res.writeHead(status, rest)
+      res.flushHeaders()
+      let sent = 0
+      // After the real body, spaces: still valid JSON and XML, and never the end of the answer.
+      next = () => {
+        res.write(sent < body.length ? body.subarray(sent, sent + 1) : ' ')
+        sent++
+      }
+    }
+    const timer = setInterval(next, delayMs > 0 ? delayMs : 500)
+    res.on('close', () => {
+      clearInterval(timer)
+      trickling--
+    })
+  }
+
   server.keepAliveTimeout = 65_000
   const local = loopback(server, 'proxy')
 
@@ -108,6 +146,7 @@ export async function startS3FaultProxy (target: string, options: { latencyMs?: 
     },
     failRandomly (rate, faults, delayMs = 0) { random = { rate, faults, delayMs } },
     get openConnections () { return local.openConnections },
+    get trickling () { return trickling },
     async heal () {
       fault = undefined
       random = undefined

@@ -91,7 +91,6 @@ export class RequestValidationError extends ServiceError {
   static override readonly cases = [
     { status: 400, when: 'another parameter is invalid (alert id, limit, cursor, token)', message: 'Request parameters are invalid' },
     { status: 400, when: 'the URL or the request itself is malformed', message: 'Request is malformed', beforeRouting: true },
-    { status: 408, when: 'the request took longer than `REQUEST_TIMEOUT_MS` to arrive', message: 'Request took too long to arrive', beforeRouting: true },
     { status: 431, when: 'the request headers are over `MAX_HEADER_BYTES`', message: 'Request headers are too large', beforeRouting: true }
   ]
 }
@@ -141,6 +140,18 @@ export class AlertNotFoundError extends ServiceError {
 export class RouteNotFoundError extends ServiceError {
   static override readonly cases = [
     { status: 404, when: 'no such route (or method)', message: 'Route not found' }
+  ]
+
+  constructor (options: ServiceErrorOptions = {}) {
+    super(undefined, options)
+  }
+}
+
+/** The request (its head, or its body) did not arrive within its deadline: a slow or stalled sender. */
+export class RequestTimeoutError extends ServiceError {
+  static override readonly cases = [
+    { status: 408, when: 'the body did not arrive within `BODY_TIMEOUT_MS`', message: 'Request took too long to arrive' },
+    { status: 408, when: 'the request did not arrive within `REQUEST_TIMEOUT_MS`', message: 'Request took too long to arrive', beforeRouting: true }
   ]
 
   constructor (options: ServiceErrorOptions = {}) {
@@ -240,7 +251,7 @@ export class ThreatStackAPIError extends ThreatStackError {
 /** Any failure talking to S3; 503 with `Retry-After` when S3 throttles. */
 export class S3ClientError extends ServiceError {
   static override readonly cases = [
-    { status: 502, when: 'any failure talking to S3', message: 'Failure to communicate with S3' },
+    { status: 502, when: 'any failure talking to S3, or S3 not done within `S3_BUDGET_MS`', message: 'Failure to communicate with S3' },
     { status: 503, when: 'S3 throttles; retry after `Retry-After` seconds', message: 'S3 is throttling requests' }
   ]
 

@@ -8,8 +8,8 @@ import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify'
 import {
-  AuthenticationError, boundedDetails, DateParseError, PayloadTooLargeError, RequestValidationError, RouteNotFoundError, ServiceError,
-  UnexpectedException, UnsupportedMediaTypeError, WebhookDataError
+  AuthenticationError, boundedDetails, DateParseError, PayloadTooLargeError, RequestTimeoutError, RequestValidationError,
+  RouteNotFoundError, ServiceError, UnexpectedException, UnsupportedMediaTypeError, WebhookDataError
 } from '../errors/index.js'
 import { ErrorEnvelopeSchema, type ErrorEnvelope, type ErrorType } from '../schemas/envelope.js'
 
@@ -110,7 +110,7 @@ export function clientErrorHandler (this: FastifyInstance, err: Error & { code?:
   const known = err.code === 'HPE_HEADER_OVERFLOW'
     ? new RequestValidationError(undefined, { status: 431, cause: err })
     : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? new RequestValidationError(undefined, { status: 408, cause: err })
+      ? new RequestTimeoutError({ cause: err })
       : new RequestValidationError('Request is malformed', { cause: err })
   const requestId = randomUUID()
   this.log.info({ reqId: requestId, err: known }, known.message)

@@ -1,11 +1,13 @@
 // Load shedding. Under event-loop or memory pressure (@fastify/under-pressure), and when more
 // webhooks are in flight than the process takes on, requests get a 503 ServiceUnavailableError
 // with Retry-After at once, so the balancer retries elsewhere instead of this process queueing
-// without limit. /health is never shed: the process is alive, only busy.
+// without limit. /health is never shed: the process is alive, only busy. Slow senders hold
+// no webhook slot while their body arrives, and a body has BODY_TIMEOUT_MS to arrive (408).
 import fp from 'fastify-plugin'
 import underPressure from '@fastify/under-pressure'
-import type { FastifyRequest } from 'fastify'
-import { ServiceUnavailableError } from '../errors/index.js'
+import { PassThrough, type Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { RequestTimeoutError, ServiceUnavailableError } from '../errors/index.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -18,6 +20,7 @@ declare module 'fastify' {
 
 export default fp(async function loadPlugin (app) {
   const { maxEventLoopDelayMs, maxEventLoopUtilization, maxHeapUsedBytes, maxRssBytes, maxInFlightWebhooks, retryAfterSeconds } = app.config.load
+  const { bodyTimeoutMs } = app.config.server
   const shed = (why: string): ServiceUnavailableError => {
     app.metrics.shed.inc()
     return new ServiceUnavailableError('The service is overloaded; retry later', { retryAfterSeconds, cause: new Error(why) })
@@ -40,7 +43,41 @@ export default fp(async function loadPlugin (app) {
   const release = async (request: FastifyRequest): Promise<void> => {
     if (counted.delete(request)) inFlight--
   }
-  app.addHook('onRequest', async (request) => {
+  /**
+   * The body as the parser reads it, cut off with a RequestTimeoutError if it has not all come
+   * within BODY_TIMEOUT_MS. The socket itself is left alone so that the 408 can be sent; what
+   * the sender still trickles in is read and dropped, and the connection closes after the answer.
+   */
+  function bodyWithDeadline (reply: FastifyReply, payload: Readable): Readable {
+    const guarded = new PassThrough()
+    const timer = setTimeout(() => {
+      payload.unpipe(guarded)
+      payload.resume()
+      reply.header('connection', 'close')
+      guarded.destroy(new RequestTimeoutError({ cause: new Error(`request body not received within ${bodyTimeoutMs} ms`) }))
+    }, bodyTimeoutMs)
+    const settled = (): void => { clearTimeout(timer) }
+    payload.once('end', settled)
+    payload.once('error', (err) => {
+      settled()
+      guarded.destroy(err)
+    })
+    // An answer sent without reading the body (a refused token) ends the watch too.
+    reply.raw.once('close', settled)
+    // Only the body parser listens for errors, and only once it reads: none may go unhandled.
+    guarded.on('error', () => {})
+    payload.pipe(guarded)
+    return guarded
+  }
+
+  app.addHook('preParsing', async (request, reply, payload) => {
+    const { 'content-length': length, 'transfer-encoding': encoding } = request.headers
+    const hasBody = encoding !== undefined || (length !== undefined && length !== '0')
+    return hasBody ? bodyWithDeadline(reply, payload) : payload
+  })
+
+  // Counted once the body is in: a sender trickling its body holds a socket, not a webhook slot.
+  app.addHook('preValidation', async (request) => {
     if (request.routeOptions.config.inFlightLimited !== true) return
     if (inFlight >= maxInFlightWebhooks) throw shed(`${inFlight} webhooks in flight`)
     inFlight++

@@ -25,6 +25,7 @@ export function storeOf (cfg: Config['s3'], s3: S3Client): Store {
     bucket: cfg.bucket,
     prefix: cfg.prefix,
     ...(cfg.write !== undefined && { write: cfg.write }),
+    ...(cfg.budgetMs !== undefined && { budgetMs: cfg.budgetMs }),
     limit: async (call) => await limit(call)
   }
 }

@@ -62,7 +62,7 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: {
         200: ArchiveReplySchema,
         ...errorResponses('WebhookDataError', 'SNSMessageInvalidError', 'RequestValidationError', 'AuthenticationError',
-          'AuthorizationError', 'SNSSignatureError', 'PayloadTooLargeError', 'UnsupportedMediaTypeError',
+          'AuthorizationError', 'SNSSignatureError', 'RequestTimeoutError', 'PayloadTooLargeError', 'UnsupportedMediaTypeError',
           'ThreatStackRequestError', 'ThreatStackAPIError', 'S3ClientError')
       }
     }
@@ -108,7 +108,7 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: {
         200: SearchReplySchema,
         ...errorResponses('DateParseError', 'RequestValidationError', 'AuthenticationError', 'AuthorizationError',
-          'PayloadTooLargeError', 'S3ClientError')
+          'RequestTimeoutError', 'PayloadTooLargeError', 'S3ClientError')
       }
     }
   }, async (request) => {

@@ -19,10 +19,72 @@ export interface Store {
    * socket is free, so the request timeout measures S3 and a queue costs next to no memory.
    */
   limit?: <T>(call: () => Promise<T>) => Promise<T>
+  /** Total time of one call, from its wait for a slot to its body read; DEFAULT_S3_BUDGET_MS when absent. */
+  budgetMs?: number
 }
 
-async function call<T> (store: Store, fn: () => Promise<T>): Promise<T> {
-  return store.limit === undefined ? await fn() : await store.limit(fn)
+/** S3_BUDGET_MS's default, for stores built without a configuration. */
+export const DEFAULT_S3_BUDGET_MS = 15_000
+
+/** Settles as `promise` does, or rejects with the signal's reason as soon as it aborts. */
+async function within<T> (signal: AbortSignal, promise: Promise<T>): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {})
+    throw signal.reason
+  }
+  let onAbort: (() => void) | undefined
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => {
+        onAbort = () => { reject(signal.reason) }
+        signal.addEventListener('abort', onAbort, { once: true })
+      })
+    ])
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+    // What the deadline cut short still settles (the SDK rejects once its socket is destroyed).
+    promise.catch(() => {})
+  }
+}
+
+/**
+ * Runs one S3 call within the store's budget: the wait for a slot, every attempt of the SDK,
+ * its backoff and the reading of the body, all together. Socket idle timeouts alone let an S3
+ * that trickles a byte at a time hold a call, its slot and its socket for ever. At the
+ * deadline the caller gets its rejection at once, the slot is given back, and `fn`, which
+ * passes the signal to the SDK, has its request and response stream destroyed.
+ */
+async function call<T> (store: Store, fn: (signal: AbortSignal) => Promise<T>, callerSignal?: AbortSignal): Promise<T> {
+  const budgetMs = store.budgetMs ?? DEFAULT_S3_BUDGET_MS
+  const deadline = new AbortController()
+  const timer = setTimeout(() => {
+    deadline.abort(new Error(`S3 call did not complete within its budget of ${budgetMs} ms`))
+  }, budgetMs)
+  const onCallerAbort = (): void => { deadline.abort(callerSignal?.reason) }
+  if (callerSignal?.aborted === true) onCallerAbort()
+  else callerSignal?.addEventListener('abort', onCallerAbort, { once: true })
+  const { signal } = deadline
+  // A call still queued at its deadline sends nothing once its slot comes.
+  const run = async (): Promise<T> => await within(signal, signal.aborted ? Promise.reject(signal.reason) : fn(signal))
+  try {
+    return await within(signal, store.limit === undefined ? run() : store.limit(run))
+  } finally {
+    clearTimeout(timer)
+    callerSignal?.removeEventListener('abort', onCallerAbort)
+  }
+}
+
+/** The body as text; destroyed (with its socket) if the call is aborted while it arrives. */
+async function bodyText (body: { transformToString: (encoding?: string) => Promise<string>, destroy?: () => void } | undefined, signal: AbortSignal): Promise<string> {
+  if (body === undefined) return ''
+  const destroy = (): void => { body.destroy?.() }
+  signal.addEventListener('abort', destroy, { once: true })
+  try {
+    return await body.transformToString('utf-8')
+  } finally {
+    signal.removeEventListener('abort', destroy)
+  }
 }
 
 // Error names S3 and S3-compatible servers use when asking callers to slow down.
@@ -55,13 +117,13 @@ export async function putJson (store: Store, key: string, value: unknown, signal
 /** Writes `body`, JSON text kept byte for byte, as a JSON object. @throws S3ClientError */
 export async function putBody (store: Store, key: string, body: string | Buffer, signal?: AbortSignal): Promise<void> {
   try {
-    await call(store, async () => store.s3.send(new PutObjectCommand({
+    await call(store, async (deadline) => store.s3.send(new PutObjectCommand({
       Bucket: store.bucket,
       Key: key,
       Body: body,
       ContentType: 'application/json',
       ...store.write
-    }), { abortSignal: signal }))
+    }), { abortSignal: deadline }), signal)
   } catch (err) {
     throw toS3ClientError(err)
   }
@@ -71,10 +133,10 @@ export async function putBody (store: Store, key: string, body: string | Buffer,
 export async function getJson (store: Store, key: string, signal?: AbortSignal): Promise<unknown> {
   let text: string
   try {
-    text = await call(store, async () => {
-      const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: signal })
-      return await (res.Body?.transformToString('utf-8') ?? Promise.resolve(''))
-    })
+    text = await call(store, async (deadline) => {
+      const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: deadline })
+      return await bodyText(res.Body, deadline)
+    }, signal)
   } catch (err) {
     if (isNoSuchKey(err)) return undefined
     throw toS3ClientError(err)
@@ -90,7 +152,7 @@ export async function getJson (store: Store, key: string, signal?: AbortSignal):
 /** Resolves when the bucket is reachable with our credentials. @throws S3ClientError */
 export async function checkBucket (store: Store, signal?: AbortSignal): Promise<void> {
   try {
-    await call(store, async () => store.s3.send(new HeadBucketCommand({ Bucket: store.bucket }), { abortSignal: signal }))
+    await call(store, async (deadline) => store.s3.send(new HeadBucketCommand({ Bucket: store.bucket }), { abortSignal: deadline }), signal)
   } catch (err) {
     throw toS3ClientError(err)
   }
@@ -99,7 +161,7 @@ export async function checkBucket (store: Store, signal?: AbortSignal): Promise<
 /** Whether an object exists. @throws S3ClientError */
 export async function exists (store: Store, key: string): Promise<boolean> {
   try {
-    await call(store, async () => store.s3.send(new HeadObjectCommand({ Bucket: store.bucket, Key: key })))
+    await call(store, async (deadline) => store.s3.send(new HeadObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: deadline }))
     return true
   } catch (err) {
     // HEAD answers have no body, so a missing key is a bare NotFound (as is a missing bucket: HEAD cannot tell).
@@ -120,12 +182,12 @@ export async function * listKeys (store: Store, listing: { Prefix: string, Start
     let keys: string[]
     let truncated: boolean
     try {
-      const res = await call(store, async () => store.s3.send(new ListObjectsV2Command({
+      const res = await call(store, async (deadline) => store.s3.send(new ListObjectsV2Command({
         Bucket: store.bucket,
         Prefix: listing.Prefix,
         MaxKeys: pageSize,
         ...(startAfter !== undefined && { StartAfter: startAfter })
-      })))
+      }), { abortSignal: deadline }))
       keys = (res.Contents ?? []).flatMap((o) => o.Key === undefined ? [] : [o.Key])
       truncated = res.IsTruncated === true
     } catch (err) {

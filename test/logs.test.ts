@@ -78,3 +78,49 @@ t.test('a run through every error path logs the failures and no secret', async (
     t.match(`${line.err?.message ?? ''}\n${line.err?.stack ?? ''}`, /caused by/, `${line.err?.type ?? '?'} logged with its cause chain`)
   }
 })
+
+t.test('no query value of an ingest request reaches the log, whatever its name or encoding; read routes keep theirs but token', async (t) => {
+  const built = await build(t, { logLevel: 'trace' })
+  const { app } = built
+  // Marks every value sent: none may be logged. Percent-encoded forms are checked too.
+  const V = 'qvSECRET9d2e'
+  const T = TOKENS.ingest
+  const names = [
+    'token', 'TOKEN', '%2574oken', '%74oken', '%25%37%34oken', 'token%00', '%00token', 'token[]', 'token%5B%5D', 'to%6Ben', 'token+',
+    '+token', 'tok+en', '%20token', 'token.x', 'x', '', 'a=1&token', 'a=1;token', 'a=1&&token', 'token%3D', 'token%26x'
+  ]
+  const queries = [
+    ...names.flatMap((name) => [`?${name}=${T}`, `?${name}=${V}`]),
+    `?${T}`, `?${V}`, `?=${V}`, `?token=${T}&token=${V}`, `?token=${encodeURIComponent(encodeURIComponent(T))}`,
+    `?a=${V}`, `?a=1#token=${V}`, `#?token=${V}`, `#frag?token=${V}`, `;token=${V}`, `;${V}?x=1`, `?token=${V}#${V}`,
+    `??token=${V}`, `?&token=${V}`, `?token=${V}%`, `?%E0%A4%A=${V}`, `?token=%E0%A4%A${V}`
+  ]
+  const statuses = new Set<number>()
+  for (const prefix of ['/api/v1/s3', '/threatstack-to-s3/api/v1/s3']) {
+    for (const query of queries) {
+      for (const headers of [{}, { authorization: `Bearer ${T}` }]) {
+        const res = await app.inject({ method: 'POST', url: `${prefix}/alert${query}`, headers, payload: { id: 'logq0001', created_at: CREATED_AT } })
+        statuses.add(res.statusCode)
+      }
+    }
+  }
+  // A read route keeps its query in the log, except what names a token.
+  for (const query of ['?token', '?%2574oken', '?token%00', '?token[]', '?TOKEN', '?a=1;token']) {
+    await app.inject({ method: 'GET', url: `${ALERT_URL}/logq0001${query}=${V}`, headers: { authorization: `Bearer ${TOKENS.read}` } })
+  }
+  await app.inject({ method: 'GET', url: `${ALERT_URL}?start=2017-01-15&end=2017-01-16&limit=5`, headers: { authorization: `Bearer ${TOKENS.read}` } })
+  t.ok(statuses.has(200) && statuses.has(400) && statuses.has(401), `refused and accepted alike: ${[...statuses].join(' ')}`)
+
+  const text = JSON.stringify(built.logs)
+  for (const value of [V, T, encodeURIComponent(T), encodeURIComponent(encodeURIComponent(T))]) {
+    t.notOk(text.includes(value), `${value.slice(0, 6)}… is not in the log`)
+  }
+  // Nor as bytes of a Buffer (an error's raw packet).
+  t.notOk(text.includes(String(T.charCodeAt(0)) + ',' + String(T.charCodeAt(1)) + ',' + String(T.charCodeAt(2))), 'nor as raw bytes')
+  const urls = built.logs.map((l) => (l.req as { url?: string } | undefined)?.url).filter((u): u is string => u !== undefined)
+  t.ok(urls.includes(`${ALERT_URL}?start=2017-01-15&end=2017-01-16&limit=5`), 'a search keeps its query in the log')
+  const posted = built.logs.map((l) => l.req as { method?: string, url?: string } | undefined).filter((r) => r?.method === 'POST')
+  t.ok(posted.length >= queries.length * 4, 'every webhook request is logged')
+  t.ok(posted.every((r) => /^\/[^?;#]*alert(\?\[redacted\])?$/.test(r?.url ?? '')), 'a webhook is logged with its path only')
+  t.ok(urls.includes(`${ALERT_URL}/logq0001?%2574oken=[redacted]`), 'a read keeps the names of its parameters')
+})

@@ -1,6 +1,8 @@
 import t from 'tap'
 import Fastify, { errorCodes, type FastifyInstance } from 'fastify'
 import { Duplex, Writable } from 'node:stream'
+import { once } from 'node:events'
+import { connect as connectNet, createServer as createNetServer, type AddressInfo as NetAddress } from 'node:net'
 import app, { loggerOptions, serverOptions } from '../../app.js'
 import { loadConfig } from '../../config.js'
 import { BEARER, build, startUpstreams } from '../helpers/build.js'
@@ -8,7 +10,7 @@ import { ALERT_URL, CREATED_AT, assertError, postAlerts } from '../helpers/reque
 import { assertNoLeak } from '../helpers/leaks.js'
 import { clientErrorHandler, envelope, toServiceError } from '../../plugins/errors.js'
 import {
-  AlertNotFoundError, PayloadTooLargeError, RequestValidationError, S3ClientError, ServiceError,
+  AlertNotFoundError, PayloadTooLargeError, RequestTimeoutError, RequestValidationError, S3ClientError, ServiceError,
   ServiceUnavailableError, ThreatStackAPIError, UNEXPECTED_MESSAGE, UnexpectedException,
   UnsupportedMediaTypeError, WebhookDataError
 } from '../../errors/index.js'
@@ -285,23 +287,42 @@ t.test('toServiceError', async (t) => {
 t.test('what the HTTP parser refuses is answered on the socket with its catalogued status and the envelope', async (t) => {
   const instance = Fastify({ logger: false })
   t.teardown(async () => instance.close())
-  const cases: Array<[string, number, string]> = [
-    ['HPE_HEADER_OVERFLOW', 431, 'Request headers are too large'],
-    ['ERR_HTTP_REQUEST_TIMEOUT', 408, 'Request took too long to arrive'],
-    ['HPE_INVALID_METHOD', 400, 'Request is malformed']
+  const cases: Array<[string, number, string, string]> = [
+    ['HPE_HEADER_OVERFLOW', 431, 'RequestValidationError', 'Request headers are too large'],
+    ['ERR_HTTP_REQUEST_TIMEOUT', 408, 'RequestTimeoutError', 'Request took too long to arrive'],
+    ['HPE_INVALID_METHOD', 400, 'RequestValidationError', 'Request is malformed']
   ]
-  for (const [code, status, message] of cases) {
+  for (const [code, status, type, message] of cases) {
     const chunks: Buffer[] = []
     const socket = new Duplex({ read () {}, write (chunk: Buffer, _encoding, done) { chunks.push(chunk); done() } })
     clientErrorHandler.call(instance, Object.assign(new Error('parse error at 127.0.0.1:9'), { code }), socket)
     const [head = '', body = ''] = Buffer.concat(chunks).toString('utf8').split('\r\n\r\n')
     t.match(head, new RegExp(`^HTTP/1\\.1 ${status} `), `${code}: ${status}`)
     const json = JSON.parse(body) as { error: { requestId: string } }
-    t.match(json, { success: false, error: { type: 'RequestValidationError', message, requestId: UUID } })
+    t.match(json, { success: false, error: { type, message, requestId: UUID } })
     t.match(head, `x-request-id: ${json.error.requestId}\r\n`)
     t.match(head, 'x-content-type-options: nosniff\r\n')
     t.match(head, `content-length: ${Buffer.byteLength(body)}\r\n`)
     t.notMatch(body, /127\.0\.0\.1|parse error/)
     t.ok(socket.destroyed, 'the connection is closed')
   }
+})
+
+t.test('a request whose head does not arrive in time is a 408 RequestTimeoutError envelope', async (t) => {
+  const { app } = await build(t)
+  // Node raises ERR_HTTP_REQUEST_TIMEOUT only on its 30 s connection check: the handler is given it on a real socket.
+  const server = createNetServer((socket) => {
+    clientErrorHandler.call(app, Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  const socket = connectNet((server.address() as NetAddress).port, '127.0.0.1')
+  const chunks: Buffer[] = []
+  socket.on('data', (c: Buffer) => chunks.push(c))
+  await once(socket, 'close')
+  const [head = '', body = ''] = Buffer.concat(chunks).toString().split('\r\n\r\n')
+  t.match(head, /^HTTP\/1\.1 408 /)
+  t.match(JSON.parse(body), { success: false, error: { type: 'RequestTimeoutError', message: 'Request took too long to arrive', requestId: String } })
+  t.type(toServiceError(new RequestTimeoutError()), RequestTimeoutError, 'passed on as it is')
 })

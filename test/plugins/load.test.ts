@@ -1,5 +1,7 @@
 import t from 'tap'
-import { build, BEARER } from '../helpers/build.js'
+import { connect, type AddressInfo } from 'node:net'
+import { once } from 'node:events'
+import { build, BEARER, TOKENS } from '../helpers/build.js'
 import { assertError } from '../helpers/requests.js'
 import { sample } from '../helpers/metrics.js'
 
@@ -63,4 +65,96 @@ t.test('a saturated event loop sheds requests, /health still answers, and the pr
     recovered = await probe() === 404
   }
   t.ok(recovered, 'served again once the loop is free')
+})
+
+interface Trickler {
+  /** The raw answer, once the server has sent it and closed (or the bound passed). */
+  answer: Promise<string>
+}
+
+/** A sender on a raw socket that sends its head, then its body a byte every `everyMs`, never finishing it. */
+function trickler (port: number, requestId: string, everyMs = 100): Trickler {
+  const socket = connect({ port, host: '127.0.0.1' })
+  socket.setEncoding('utf8')
+  socket.write(`POST /api/v1/s3/alert HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${TOKENS.ingest}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: 4096\r\nx-request-id: ${requestId}\r\n\r\n{`)
+  let received = ''
+  let writes = 0
+  const timer = setInterval(() => {
+    // Bounded: 300 bytes at most, far fewer than the 4096 announced.
+    if (writes++ >= 300 || socket.destroyed) clearInterval(timer)
+    else socket.write(' ')
+  }, everyMs)
+  const answer = new Promise<string>((resolve) => {
+    const done = (): void => {
+      clearInterval(timer)
+      socket.destroy()
+      resolve(received)
+    }
+    socket.on('data', (chunk: string) => {
+      received += chunk
+      // The whole envelope is in once its JSON closes.
+      if (/\r\n\r\n\{.*\}\s*$/s.test(received)) done()
+    })
+    socket.on('close', done)
+    socket.on('error', done)
+  })
+  return { answer }
+}
+
+t.test('senders that trickle their bodies hold no webhook slot, and get a 408 envelope at BODY_TIMEOUT_MS', async (t) => {
+  const built = await build(t, { env: { LOAD_MAX_IN_FLIGHT_WEBHOOKS: '1', BODY_TIMEOUT_MS: '3000' } })
+  const { app } = built
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const slow = [trickler(port, 'trickler-1'), trickler(port, 'trickler-2')]
+  // Both are past their token check and reading their bodies before the others come.
+  for (let i = 0; i < 200; i++) {
+    const seen = new Set(built.logs.filter((l) => l.msg === 'incoming request').map((l) => l.reqId))
+    if (seen.has('trickler-1') && seen.has('trickler-2')) break
+    await sleep(25)
+  }
+  await sleep(100)
+
+  for (let i = 0; i < 3; i++) {
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/s3/alert`, {
+      method: 'POST',
+      headers: { ...BEARER.ingest, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: `beside-trickler-${i}`, created_at: 1484521800000 })
+    })
+    t.equal(res.status, 200, `webhook ${i} is served while two bodies trickle in, with a limit of one`)
+    await res.arrayBuffer()
+  }
+
+  for (const [i, { answer }] of slow.entries()) {
+    const raw = await answer
+    t.match(raw, /^HTTP\/1\.1 408 /, `trickler ${i + 1} is answered 408`)
+    t.match(raw, /\r\nconnection: close\r\n/i, 'and its connection closed')
+    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { success: boolean, error: { type: string, message: string, requestId: string } }
+    t.same(body, { success: false, error: { type: 'RequestTimeoutError', message: 'Request took too long to arrive', requestId: `trickler-${i + 1}` } })
+  }
+  const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: BEARER.read })
+  t.equal(sample(metrics.body, 'threatstack_to_s3_requests_shed_total'), 0, 'nothing was shed')
+  const after = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: 'after-tricklers', created_at: 1 } })
+  t.equal(after.statusCode, 200, 'the service serves on')
+})
+
+t.test('a body that arrives in time is not cut off, however slowly its parts come', async (t) => {
+  const { app } = await build(t, { env: { BODY_TIMEOUT_MS: '10000' } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const body = JSON.stringify({ id: 'slow-but-in-time', created_at: 1484521800000 })
+  const socket = connect({ port, host: '127.0.0.1' })
+  socket.setEncoding('utf8')
+  socket.write(`POST /api/v1/s3/alert HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKENS.ingest}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`)
+  for (const part of [body.slice(0, 10), body.slice(10, 20), body.slice(20)]) {
+    await sleep(100)
+    socket.write(part)
+  }
+  let raw = ''
+  socket.on('data', (chunk: string) => { raw += chunk })
+  await once(socket, 'close')
+  t.match(raw, /^HTTP\/1\.1 200 /)
+  t.match(raw, /"archived":\["slow-but-in-time"\]/)
 })

@@ -89,3 +89,23 @@ t.test('encryption, storage class and tags reach S3 on every object written', as
   t.ok(none.s3proxy!.requests.every((r) => r.headers['x-amz-server-side-encryption'] === undefined && r.headers['x-amz-tagging'] === undefined),
     'nothing set: the bucket defaults apply')
 })
+
+t.test('an S3 that trickles its answers gets the webhook and the read their 502 within S3_BUDGET_MS; the sockets serve again', async (t) => {
+  // S3_TIMEOUT_MS (an idle socket) never fires: a byte comes every 100 ms.
+  const { app, s3proxy, readObject } = await build(t, { s3Proxy: true, env: { S3_MAX_SOCKETS: '2', S3_TIMEOUT_MS: '30000', S3_BUDGET_MS: '800' } })
+  await s3proxy!.failWith('trickle', { delayMs: 100 })
+  const [webhook, read] = await Promise.all([
+    app.inject(post),
+    app.inject({ method: 'GET', url: `/api/v1/s3/alert/${ALERT.id}`, headers: BEARER.read })
+  ])
+  assertError(t, webhook, 502, 'S3ClientError')
+  assertError(t, read, 502, 'S3ClientError')
+  t.ok(s3proxy!.requests.some((r) => r.fault === 'trickle'), 'S3 did trickle')
+
+  await s3proxy!.heal()
+  const again = await app.inject(post)
+  t.equal(again.statusCode, 200, 'the two sockets and slots are free again')
+  t.ok(await readObject(`webhooks/2017/01/15/23/10/${ALERT.id}`))
+  const get = await app.inject({ method: 'GET', url: `/api/v1/s3/alert/${ALERT.id}`, headers: BEARER.read })
+  t.equal(get.statusCode, 200)
+})

@@ -51,9 +51,9 @@ t.test('the document describes every route the app registers', async (t) => {
   t.notOk([...operations.keys()].some((k) => k.includes('/documentation')), 'the documentation routes are not operations')
 
   const expected: Array<[string, string, string, number[]]> = [
-    ['POST /api/v1/s3/alert', 'archiveAlerts', 'ingest', [200, 400, 401, 403, 413, 415, 500, 502, 503, 504]],
+    ['POST /api/v1/s3/alert', 'archiveAlerts', 'ingest', [200, 400, 401, 403, 408, 413, 415, 500, 502, 503, 504]],
     ['GET /api/v1/s3/alert/{alert_id}', 'getAlert', 'read', [200, 304, 400, 401, 403, 404, 500, 502, 503]],
-    ['GET /api/v1/s3/alert', 'searchAlerts', 'read', [200, 400, 401, 403, 413, 500, 502, 503]],
+    ['GET /api/v1/s3/alert', 'searchAlerts', 'read', [200, 400, 401, 403, 408, 413, 500, 502, 503]],
     ['GET /api/v1/s3/status', 'getStatus', 'none', [200, 500, 503]],
     ['GET /health', 'getHealth', 'none', [200, 500, 503]],
     ['GET /metrics', 'getMetrics', 'read', [200, 401, 403, 500, 503]]
@@ -141,6 +141,7 @@ t.test('the error catalogue of the document is the error classes', async (t) => 
     ['SNSSignatureError', new errors.SNSSignatureError('m')],
     ['AlertNotFoundError', new errors.AlertNotFoundError()],
     ['RouteNotFoundError', new errors.RouteNotFoundError()],
+    ['RequestTimeoutError', new errors.RequestTimeoutError()],
     ['PayloadTooLargeError', new errors.PayloadTooLargeError('m')],
     ['UnsupportedMediaTypeError', new errors.UnsupportedMediaTypeError('m')],
     ['UnexpectedException', new errors.UnexpectedException()],
@@ -159,7 +160,7 @@ t.test('the error catalogue of the document is the error classes', async (t) => 
   for (const c of ERROR_CLASSES) {
     t.same([...new Set(c.cases.map((k) => k.status))].sort(), [...new Set(instances.filter(([n]) => n === c.name).map(([, e]) => e.statusCode))].sort(), `${c.name}: no other status`)
   }
-  const fixed = [new errors.AuthenticationError(), new errors.AuthorizationError(), new errors.AlertNotFoundError(), new errors.UnexpectedException()]
+  const fixed = [new errors.AuthenticationError(), new errors.AuthorizationError(), new errors.AlertNotFoundError(), new errors.RequestTimeoutError(), new errors.UnexpectedException()]
   for (const err of fixed) t.equal(catalogue.get(err.name)?.cases[0]?.message, err.message, `${err.name}: the message it sends`)
   t.throws(() => new errors.WebhookDataError('m', { status: 418 }), TypeError, 'a status outside the catalogue cannot be sent')
 

@@ -7,9 +7,10 @@ import { join } from 'node:path'
 import { GetObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
 import type { Config } from '../../config.js'
 import { DEFAULT_RETRY_AFTER_SECONDS, S3ClientError } from '../../errors/index.js'
-import { createS3Client } from '../../plugins/s3.js'
+import { createS3Client, storeOf } from '../../plugins/s3.js'
 import { LOCAL_S3_CREDENTIALS, startLocalS3 } from '../../dev/local-s3.js'
-import { checkBucket, getJson, isThrottling, putJson, toS3ClientError, type Store } from '../../services/storage.js'
+import { startS3FaultProxy } from '../../dev/s3-fault-proxy.js'
+import { checkBucket, exists, getJson, isThrottling, listKeys, putJson, toS3ClientError, type Store } from '../../services/storage.js'
 import { SECRETS, startUpstreams } from '../helpers/build.js'
 import { assertNoLeak } from '../helpers/leaks.js'
 
@@ -178,6 +179,76 @@ t.test('S3 down (port closed) is an S3ClientError on put, get and check', async 
     assertS3Failure(t, err, [String(local.port)])
     t.equal(causeCode(err), 'ECONNREFUSED', `${what}: the cause is the refused connection`)
   }
+})
+
+/** Rejects if `promise` is still pending after `ms`: what a call with no deadline would do. */
+async function settledWithin<T> (promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const stuck = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`still pending after ${ms} ms`)) }, ms) })
+  try {
+    return await Promise.race([promise, stuck])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+t.test('an S3 that trickles its answers (no socket ever idle) fails each call within S3_BUDGET_MS, and frees its slot and socket', async (t) => {
+  const { s3: local } = await startUpstreams(t)
+  const proxy = await startS3FaultProxy(local.endpoint)
+  t.teardown(async () => proxy.close())
+  // One socket, one slot: a call that kept either would block every later one. The idle timeout
+  // is far longer than the budget and is never reached anyway: a byte comes every 100 ms.
+  const cfg = s3Config(proxy.endpoint, { maxSockets: 1, timeoutMs: 30_000, budgetMs: 700, maxAttempts: 2 })
+  const s3 = createS3Client(cfg)
+  t.teardown(() => s3.destroy())
+  const st = storeOf(cfg, s3)
+  await putJson(st, 'trickle/existing', { before: true })
+
+  await proxy.failWith('trickle', { delayMs: 100 })
+  const calls: Array<[string, () => Promise<unknown>]> = [
+    ['GET (headers, then the body a byte at a time)', async () => getJson(st, 'trickle/existing')],
+    ['PUT', async () => putJson(st, 'trickle/new', { during: true })],
+    ['HEAD bucket', async () => checkBucket(st)],
+    ['HEAD object', async () => exists(st, 'trickle/existing')],
+    ['LIST', async () => { for await (const key of listKeys(st, { Prefix: 'trickle/' })) t.ok(key) }]
+  ]
+  for (const [what, fn] of calls) {
+    const err = await rejection(t, settledWithin(fn(), 20_000))
+    assertS3Failure(t, err)
+    t.match(String((err.cause as Error).message), /budget of 700 ms/, `${what}: the budget is the cause`)
+  }
+  // Each trickling answer's socket is destroyed: the proxy sees its clients go.
+  for (let i = 0; i < 100 && proxy.trickling > 0; i++) await sleep(50)
+  t.equal(proxy.trickling, 0, 'no answer is still being read')
+
+  // Queued calls share the budget with the wait: four calls behind one trickling slot all end.
+  const queued = await Promise.allSettled(Array.from({ length: 4 }, async (_, i) => settledWithin(getJson(st, `trickle/q${i}`), 20_000)))
+  t.ok(queued.every((r) => r.status === 'rejected' && r.reason instanceof S3ClientError), 'queued calls end as S3ClientError')
+
+  await proxy.heal()
+  await putJson(st, 'trickle/after', { after: true })
+  t.same(await getJson(st, 'trickle/existing'), { before: true }, 'the one slot and socket serve again')
+  t.same(await getJson(st, 'trickle/after'), { after: true })
+})
+
+t.test('a caller\'s abort ends a trickling read at once, as S3ClientError', async (t) => {
+  const { s3: local } = await startUpstreams(t)
+  const proxy = await startS3FaultProxy(local.endpoint)
+  t.teardown(async () => proxy.close())
+  const cfg = s3Config(proxy.endpoint, { maxSockets: 1, timeoutMs: 30_000, budgetMs: 60_000 })
+  const s3 = createS3Client(cfg)
+  t.teardown(() => s3.destroy())
+  const st = storeOf(cfg, s3)
+  await putJson(st, 'abort/existing', { a: 1 })
+  await proxy.failWith('trickle', { delayMs: 100, times: 1 })
+  const controller = new AbortController()
+  const pending = getJson(st, 'abort/existing', controller.signal)
+  for (let i = 0; i < 100 && proxy.trickling === 0; i++) await sleep(20)
+  controller.abort(new Error('client went away'))
+  assertS3Failure(t, await rejection(t, settledWithin(pending, 20_000)))
+  t.same(await getJson(st, 'abort/existing'), { a: 1 }, 'the slot is free again')
 })
 
 t.test('isThrottling and toS3ClientError', async (t) => {
