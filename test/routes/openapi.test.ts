@@ -133,7 +133,7 @@ t.test('the error catalogue of the document is the error classes', async (t) => 
     ['WebhookDataError', new errors.WebhookDataError('m')],
     ['DateParseError', new errors.DateParseError('m')],
     ['RequestValidationError', new errors.RequestValidationError('m')],
-    ['RequestValidationError', new errors.RequestValidationError(undefined, { status: 408 })],
+    ['RequestTimeoutError', new errors.RequestTimeoutError()],
     ['RequestValidationError', new errors.RequestValidationError(undefined, { status: 431 })],
     ['SNSMessageInvalidError', new errors.SNSMessageInvalidError('m')],
     ['AuthenticationError', new errors.AuthenticationError()],
