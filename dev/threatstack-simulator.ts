@@ -70,8 +70,11 @@ export interface ThreatStackSimulator {
   readonly requests: RecordedRequest[]
   /** Connections open to the simulator now. */
   readonly openConnections: number
-  /** Fails the next `times` requests (all of them when omitted) in `mode`; 'json-429' sends `retryAfter` (default '7'). */
-  failWith (mode: FailureMode, times?: number, options?: { retryAfter?: string }): Promise<void>
+  /**
+   * Fails the next `times` requests (all of them when omitted) in `mode`; 'json-429' sends `retryAfter` (default '7').
+   * With `path`, only requests whose path (and query) it matches fail, and count.
+   */
+  failWith (mode: FailureMode, times?: number, options?: { retryAfter?: string, path?: RegExp }): Promise<void>
   /** Back to normal answers (and listening again after 'refused'). */
   heal (): Promise<void>
   /** What GET /alerts/<id> answers for that id; by default an alert is made up from the id. */
@@ -160,7 +163,7 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
   const alerts = new Map<string, Record<string, unknown>>()
   const requests: RecordedRequest[] = []
   const sockets = new Set<Socket>()
-  let failure: { mode: FailureMode, remaining: number, retryAfter: string } | undefined
+  let failure: { mode: FailureMode, remaining: number, retryAfter: string, path?: RegExp } | undefined
   let latencyMs = options.latencyMs ?? 0
   let listening = false
   const raised = new Map<string, Record<string, unknown>>()
@@ -248,7 +251,8 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
 
   let random: { rate: number, modes: Array<Exclude<FailureMode, 'refused'>> } | undefined
 
-  function nextFailure (): { mode: FailureMode, retryAfter: string } | undefined {
+  function nextFailure (path: string): { mode: FailureMode, retryAfter: string } | undefined {
+    if (failure?.path !== undefined && !failure.path.test(path)) return undefined
     if (failure === undefined) {
       if (random === undefined || Math.random() >= random.rate) return undefined
       return { mode: random.modes[Math.floor(Math.random() * random.modes.length)] as FailureMode, retryAfter: '1' }
@@ -266,7 +270,7 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
     requests.push(recorded)
     if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs))
 
-    const failing = nextFailure()
+    const failing = nextFailure(recorded.path)
     if (failing !== undefined) recorded.fault = failing.mode
     switch (failing?.mode) {
       case 'hang': return
@@ -354,7 +358,7 @@ export async function startThreatStackSimulator (options: SimulatorOptions): Pro
         await stopListening()
         return
       }
-      failure = { mode, remaining: times, retryAfter: options.retryAfter ?? '7' }
+      failure = { mode, remaining: times, retryAfter: options.retryAfter ?? '7', ...(options.path !== undefined && { path: options.path }) }
     },
     async heal () {
       failure = undefined
