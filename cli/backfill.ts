@@ -84,6 +84,7 @@ const s3 = createS3Client(config.s3)
 const store = storeOf(config.s3, s3)
 const threatstack = createThreatStackClient(config.threatstack)
 const owner = `backfill-${hostname()}-${process.pid}`
+const LEASE_TTL_MS = 15 * 60_000
 const controller = new AbortController()
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { controller.abort(new Error('interrupted')) })
 
@@ -119,17 +120,25 @@ try {
         bar()
         continue
       }
-      const lease = dryRun ? undefined : await claimLease(store, hourPath(h), { owner, ttlMs: 15 * 60_000 })
+      let lease = dryRun ? undefined : await claimLease(store, hourPath(h), { owner, ttlMs: LEASE_TTL_MS })
       if (!dryRun && lease === undefined) {
         totals.busy++
         if (!tty) process.stderr.write(`${label}: being checked by another process, skipped\n`)
         continue
+      }
+      // An hour of many alerts may outlast the lease: its owner renews it while it works.
+      let renewedAt = Date.now()
+      const renew = (): void => {
+        if (lease === undefined || Date.now() - renewedAt < LEASE_TTL_MS / 3) return
+        renewedAt = Date.now()
+        claimLease(store, hourPath(h), { owner, ttlMs: LEASE_TTL_MS }).then((l) => { lease = l ?? lease }, () => {})
       }
       try {
         const report = await backfillHour({ store, threatstack, concurrency }, h, {
           dryRun,
           signal: controller.signal,
           onProgress: (p) => {
+            renew()
             if (tty && Date.now() - lastDraw > 100) {
               lastDraw = Date.now()
               bar(p)
