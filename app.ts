@@ -25,6 +25,7 @@ import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
 import alertRoutes from './routes/alerts.js'
 import statusRoutes from './routes/status.js'
+import coverageRoutes from './routes/coverage.js'
 import { ARCHIVE_PREFIXES } from './routes/prefixes.js'
 
 declare module 'fastify' {
@@ -154,6 +155,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)
   await fastify.register(statusRoutes)
+  await fastify.register(coverageRoutes)
   for (const prefix of ARCHIVE_PREFIXES) await fastify.register(alertRoutes, { prefix })
 }
 

@@ -82,6 +82,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/s3/coverage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Completeness of the archive, hour by hour
+         * @description For each hour that overlaps [start, end): the alerts Threat Stack lists, those archived (by webhook, by backfill), the ids still missing or pending enrichment, and when the hour was last compared. An hour not compared yet has `checked: false`.
+         */
+        get: operations["getCoverage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/threatstack-to-s3/api/v1/s3/coverage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Completeness of the archive, hour by hour
+         * @deprecated
+         * @description For each hour that overlaps [start, end): the alerts Threat Stack lists, those archived (by webhook, by backfill), the ids still missing or pending enrichment, and when the hour was last compared. An hour not compared yet has `checked: false`.
+         */
+        get: operations["getCoverageLegacy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/s3/alert": {
         parameters: {
             query?: never;
@@ -548,6 +589,414 @@ export interface operations {
                             success: boolean;
                         };
                     } | components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getCoverage: {
+        parameters: {
+            query: {
+                /**
+                 * @description start: an RFC 3339 date-time with offset, or a plain date (midnight UTC)
+                 * @example 2017-01-15T00:00:00Z
+                 */
+                start: string;
+                /**
+                 * @description end: an RFC 3339 date-time with offset, or a plain date (midnight UTC)
+                 * @example 2017-01-16
+                 */
+                end: string;
+                /** @description hours per page */
+                limit?: number;
+                /** @description nextCursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The completeness ledger of each hour of the range */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "hours": [
+                     *         {
+                     *           "hour": "2017-01-15T23:00:00.000Z",
+                     *           "checked": true,
+                     *           "checkedAt": "2017-01-16T00:16:02.118Z",
+                     *           "complete": true,
+                     *           "threatstack": 12,
+                     *           "archived": 12,
+                     *           "viaWebhook": 11,
+                     *           "viaBackfill": 1,
+                     *           "missing": [],
+                     *           "pending": [],
+                     *           "unknown": []
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        /** @description the hours of the range, oldest first */
+                        hours: {
+                            /** @description the hour's start, ISO 8601 UTC */
+                            hour: string;
+                            /** @description whether the hour has been compared with Threat Stack; when false the figures are null and the lists empty */
+                            checked: boolean;
+                            /** @description when it was last compared */
+                            checkedAt: string | null;
+                            /** @description every alert Threat Stack lists has both objects archived */
+                            complete: boolean | null;
+                            /** @description alerts Threat Stack lists for the hour (active and dismissed) */
+                            threatstack: number | null;
+                            /** @description alerts with a webhook record in the hour */
+                            archived: number | null;
+                            /** @description ... of which came by webhook */
+                            viaWebhook: number | null;
+                            /** @description ... of which the backfill archived from the list API */
+                            viaBackfill: number | null;
+                            /** @description listed by Threat Stack, not archived (yet) */
+                            missing: string[];
+                            /** @description webhook record archived, full alert not (yet) */
+                            pending: string[];
+                            /** @description archived from a webhook, unknown to Threat Stack (absent from its list, 404 on fetch) */
+                            unknown: string[];
+                        }[];
+                        /** @description pass as `cursor` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description `DateParseError`: `start`/`end` missing, unparseable, or start ≥ end. `RequestValidationError`: another parameter is invalid (alert id, limit, cursor, token). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "DateParseError",
+                     *         "message": "start must be before end",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `AuthenticationError`: no token, or an unknown one. */
+            401: {
+                headers: {
+                    /** @description Bearer realm="threatstack-to-s3" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "AuthenticationError",
+                     *         "message": "A valid bearer token is required",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "AuthorizationError",
+                     *         "message": "This token is not allowed to use this route",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UnexpectedException`: anything not anticipated. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "UnexpectedException",
+                     *         "message": "An unexpected error has occurred.",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "S3ClientError",
+                     *         "message": "Failure to communicate with S3",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "S3ClientError",
+                     *         "message": "S3 is throttling requests",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getCoverageLegacy: {
+        parameters: {
+            query: {
+                /**
+                 * @description start: an RFC 3339 date-time with offset, or a plain date (midnight UTC)
+                 * @example 2017-01-15T00:00:00Z
+                 */
+                start: string;
+                /**
+                 * @description end: an RFC 3339 date-time with offset, or a plain date (midnight UTC)
+                 * @example 2017-01-16
+                 */
+                end: string;
+                /** @description hours per page */
+                limit?: number;
+                /** @description nextCursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The completeness ledger of each hour of the range */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "hours": [
+                     *         {
+                     *           "hour": "2017-01-15T23:00:00.000Z",
+                     *           "checked": true,
+                     *           "checkedAt": "2017-01-16T00:16:02.118Z",
+                     *           "complete": true,
+                     *           "threatstack": 12,
+                     *           "archived": 12,
+                     *           "viaWebhook": 11,
+                     *           "viaBackfill": 1,
+                     *           "missing": [],
+                     *           "pending": [],
+                     *           "unknown": []
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        /** @description the hours of the range, oldest first */
+                        hours: {
+                            /** @description the hour's start, ISO 8601 UTC */
+                            hour: string;
+                            /** @description whether the hour has been compared with Threat Stack; when false the figures are null and the lists empty */
+                            checked: boolean;
+                            /** @description when it was last compared */
+                            checkedAt: string | null;
+                            /** @description every alert Threat Stack lists has both objects archived */
+                            complete: boolean | null;
+                            /** @description alerts Threat Stack lists for the hour (active and dismissed) */
+                            threatstack: number | null;
+                            /** @description alerts with a webhook record in the hour */
+                            archived: number | null;
+                            /** @description ... of which came by webhook */
+                            viaWebhook: number | null;
+                            /** @description ... of which the backfill archived from the list API */
+                            viaBackfill: number | null;
+                            /** @description listed by Threat Stack, not archived (yet) */
+                            missing: string[];
+                            /** @description webhook record archived, full alert not (yet) */
+                            pending: string[];
+                            /** @description archived from a webhook, unknown to Threat Stack (absent from its list, 404 on fetch) */
+                            unknown: string[];
+                        }[];
+                        /** @description pass as `cursor` for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description `DateParseError`: `start`/`end` missing, unparseable, or start ≥ end. `RequestValidationError`: another parameter is invalid (alert id, limit, cursor, token). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "DateParseError",
+                     *         "message": "start must be before end",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `AuthenticationError`: no token, or an unknown one. */
+            401: {
+                headers: {
+                    /** @description Bearer realm="threatstack-to-s3" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "AuthenticationError",
+                     *         "message": "A valid bearer token is required",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "AuthorizationError",
+                     *         "message": "This token is not allowed to use this route",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UnexpectedException`: anything not anticipated. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "UnexpectedException",
+                     *         "message": "An unexpected error has occurred.",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "S3ClientError",
+                     *         "message": "Failure to communicate with S3",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "S3ClientError",
+                     *         "message": "S3 is throttling requests",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };

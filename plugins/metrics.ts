@@ -1,7 +1,7 @@
 // Decorates app.metrics: the Prometheus registry of this app and its instruments, and times
 // every request by route and status. Served by routes/metrics.ts.
 import fp from 'fastify-plugin'
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { UpstreamObserver } from '../services/threatstack.js'
 
 export type Upstream = 's3' | 'threatstack'
@@ -12,6 +12,21 @@ export interface Metrics {
   shed: Counter
   /** What the upstream clients report to. */
   observer: (upstream: Upstream) => UpstreamObserver
+  /** The archive's completeness: webhooks in, enrichment owed, backfill, what is still missing. */
+  completeness: CompletenessMetrics
+}
+
+export interface CompletenessMetrics {
+  /** Alerts received by webhook (each alert of a body, before anything is stored). */
+  received: Counter
+  /** Alerts whose webhook record is stored and whose full alert is not (yet). */
+  pending: Gauge
+  /** Alerts archived by the backfill from Threat Stack's list. */
+  backfilled: Counter
+  /** Alerts Threat Stack lists that the archive lacks, as of the last ledgers written. */
+  missing: Gauge
+  /** Duration of one sweep. */
+  sweepDuration: Histogram
 }
 
 declare module 'fastify' {
@@ -39,10 +54,23 @@ export function createMetrics (): Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry]
   })
+  const completeness: CompletenessMetrics = {
+    received: new Counter({ name: `${PREFIX}alerts_received_total`, help: 'Alerts received by webhook', registers: [registry] }),
+    pending: new Gauge({ name: `${PREFIX}alerts_pending`, help: 'Alerts whose webhook record is stored and whose full alert is not yet', registers: [registry] }),
+    backfilled: new Counter({ name: `${PREFIX}alerts_backfilled_total`, help: 'Alerts archived by the backfill from the Threat Stack list API', registers: [registry] }),
+    missing: new Gauge({ name: `${PREFIX}alerts_missing`, help: 'Alerts Threat Stack lists that the archive lacks, per the last ledgers written', registers: [registry] }),
+    sweepDuration: new Histogram({
+      name: `${PREFIX}sweep_duration_seconds`,
+      help: 'Duration of one sweep (enrichment, backfill, ledgers)',
+      buckets: [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900],
+      registers: [registry]
+    })
+  }
   return {
     registry,
     archived,
     shed,
+    completeness,
     observer: (upstream) => ({
       request (outcome, seconds) {
         upstreamRequests.inc({ upstream, outcome })

@@ -79,7 +79,7 @@ function isTimeout (err: unknown): boolean {
 }
 
 /** Refused, reset, timed out, size cap exceeded: the request did not complete. */
-function requestFailed (err: unknown): ThreatStackRequestError {
+export function requestFailed (err: unknown): ThreatStackRequestError {
   return new ThreatStackRequestError({ cause: err, timedOut: isTimeout(err) })
 }
 

@@ -32,11 +32,13 @@ t.test('the document describes every route the app registers', async (t) => {
   t.same(documented.map((r) => `${r.method} ${r.url}`).sort(), [
     'GET /api/v1/s3/alert',
     'GET /api/v1/s3/alert/:alert_id',
+    'GET /api/v1/s3/coverage',
     'GET /api/v1/s3/status',
     'GET /health',
     'GET /metrics',
     `GET ${LEGACY}/alert`,
     `GET ${LEGACY}/alert/:alert_id`,
+    `GET ${LEGACY}/coverage`,
     `GET ${LEGACY}/status`,
     'POST /api/v1/s3/alert',
     `POST ${LEGACY}/alert`

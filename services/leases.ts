@@ -1,0 +1,114 @@
+// Conditional writes in S3: leases that share the hours among replicas, and the write-once
+// puts of derived work. Where the S3 server ignores conditions (s3rver), every claim succeeds
+// and work may run twice: everything done under a lease is idempotent.
+import { GetObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3'
+import { toS3ClientError, type Store } from './storage.js'
+
+function withPrefix (prefix: string, key: string): string {
+  return prefix === '' ? key : `${prefix}/${key}`
+}
+
+/** `[prefix/]ledger/leases/<name>.json` */
+export function leaseKey (prefix: string, name: string): string {
+  return withPrefix(prefix, `ledger/leases/${name}.json`)
+}
+
+export interface Lease {
+  key: string
+  /** The ETag of the lease as we wrote it: a renewal or release must match it. */
+  etag: string | undefined
+  owner: string
+  expiresAtMs: number
+}
+
+/** The body of a lease object. */
+export interface LeaseBody { owner: string, expiresAt: string, expiresAtMs: number }
+
+function preconditionFailed (err: unknown): boolean {
+  if (!(err instanceof S3ServiceException)) return false
+  const status = err.$metadata?.httpStatusCode
+  // 409 ConditionalRequestConflict: another conditional write of the key is under way.
+  return status === 412 || status === 409 || err.name === 'PreconditionFailed' || err.name === 'ConditionalRequestConflict'
+}
+
+export type Condition = { ifNoneMatch: '*' } | { ifMatch: string }
+
+/**
+ * Writes `body` (JSON text) under a condition; undefined when the condition failed (the key
+ * exists, or changed), the new ETag otherwise. @throws S3ClientError
+ */
+export async function putConditional (store: Store, key: string, body: string, condition: Condition): Promise<{ etag: string | undefined } | undefined> {
+  const send = async (): Promise<{ ETag?: string }> => await store.s3.send(new PutObjectCommand({
+    Bucket: store.bucket,
+    Key: key,
+    Body: body,
+    ContentType: 'application/json',
+    ...store.write,
+    ...('ifNoneMatch' in condition ? { IfNoneMatch: '*' } : { IfMatch: condition.ifMatch })
+  }))
+  try {
+    const res = store.limit === undefined ? await send() : await store.limit(send)
+    return { etag: res.ETag }
+  } catch (err) {
+    if (preconditionFailed(err)) return undefined
+    throw toS3ClientError(err)
+  }
+}
+
+/** The object and its ETag; undefined when there is none. @throws S3ClientError */
+async function getWithEtag (store: Store, key: string): Promise<{ text: string, etag: string | undefined } | undefined> {
+  const get = async (): Promise<{ text: string, etag: string | undefined }> => {
+    const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }))
+    return { text: await (res.Body?.transformToString('utf-8') ?? Promise.resolve('')), etag: res.ETag }
+  }
+  try {
+    return store.limit === undefined ? await get() : await store.limit(get)
+  } catch (err) {
+    if (err instanceof S3ServiceException && err.name === 'NoSuchKey') return undefined
+    throw toS3ClientError(err)
+  }
+}
+
+function parseBody (text: string): LeaseBody | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<LeaseBody>
+    return typeof value.owner === 'string' && Number.isSafeInteger(value.expiresAtMs) ? value as LeaseBody : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const bodyOf = (owner: string, expiresAtMs: number): string =>
+  JSON.stringify({ owner, expiresAt: new Date(expiresAtMs).toISOString(), expiresAtMs } satisfies LeaseBody)
+
+/**
+ * Claims the lease `name` for `ttlMs`: created with If-None-Match, or, when it exists and has
+ * expired (or is already ours), taken over with If-Match on its ETag. Undefined when another
+ * owner holds it, or won the race. A lease body that is not a lease counts as expired.
+ * @throws S3ClientError
+ */
+export async function claimLease (store: Store, name: string, options: { owner: string, ttlMs: number, nowMs?: number }): Promise<Lease | undefined> {
+  const key = leaseKey(store.prefix, name)
+  const now = options.nowMs ?? Date.now()
+  const expiresAtMs = now + options.ttlMs
+  const body = bodyOf(options.owner, expiresAtMs)
+  const created = await putConditional(store, key, body, { ifNoneMatch: '*' })
+  if (created !== undefined) return { key, etag: created.etag, owner: options.owner, expiresAtMs }
+  const current = await getWithEtag(store, key)
+  // Released and deleted in between: try once more from scratch next time.
+  if (current === undefined || current.etag === undefined) return undefined
+  const held = parseBody(current.text)
+  if (held !== undefined && held.expiresAtMs > now && held.owner !== options.owner) return undefined
+  const taken = await putConditional(store, key, body, { ifMatch: current.etag })
+  return taken === undefined ? undefined : { key, etag: taken.etag, owner: options.owner, expiresAtMs }
+}
+
+/**
+ * Ends a lease early by writing it expired (If-Match: only if it is still the one we wrote),
+ * so the next claim needs not wait for its expiry. @throws S3ClientError
+ */
+export async function releaseLease (store: Store, lease: Lease): Promise<void> {
+  const body = bodyOf(lease.owner, 0)
+  if (lease.etag === undefined) return
+  await putConditional(store, lease.key, body, { ifMatch: lease.etag })
+}
