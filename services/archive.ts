@@ -4,6 +4,7 @@ import { createdAtMs, type Alert } from '../schemas/alert.js'
 import { WebhookDataError } from '../errors/index.js'
 import { alertKey, webhookKey } from './keys.js'
 import { putJson, type Store } from './storage.js'
+import { putIndexEntry } from './search-index.js'
 import { fetchAlert, type ThreatStackClient } from './threatstack.js'
 
 export interface ArchiveDeps {
@@ -41,7 +42,9 @@ export async function archiveAlert (deps: ArchiveDeps, alert: Alert): Promise<vo
   const { store } = deps
   const results = await Promise.allSettled([
     putJson(store, webhookKey(store.prefix, alert.id, createdAtMs(alert)), alert),
-    fetchAlert(deps.threatstack, alert.id).then(async (full) => putJson(store, alertKey(store.prefix, alert.id), full))
+    fetchAlert(deps.threatstack, alert.id).then(async (full) => putJson(store, alertKey(store.prefix, alert.id), full)),
+    // Beside the record, on its own: it never fails the webhook (searches fall back without it).
+    putIndexEntry(store, alert)
   ])
   throwFirstFailure(results)
   deps.onArchived?.()
