@@ -55,6 +55,7 @@ export const EnvSchema = Type.Object({
   S3_BUDGET_MS: str('milliseconds', INT),
   S3_CONNECT_TIMEOUT_MS: str('milliseconds', INT),
   S3_MAX_SOCKETS: str('a number of sockets', INT),
+  S3_READ_MAX_SOCKETS: str('a number of sockets', INT),
   S3_MAX_ATTEMPTS: str('a number of attempts', INT),
   S3_RETRY_MODE: str('"standard" or "adaptive"', '^(standard|adaptive)$'),
   S3_SSE: str('"AES256" or "aws:kms"', '^(AES256|aws:kms)$'),
@@ -106,6 +107,8 @@ export interface Config {
     /** Total time of one S3 call (slot wait, every attempt, body read); absent: services/storage.ts's default. */
     budgetMs?: number
     maxSockets: number
+    /** Sockets of the read routes (search, alert by id), beside maxSockets: reads never take ingest's. */
+    readMaxSockets?: number
     maxAttempts: number
     /** The SDK's retry strategy; its default (standard) when absent. */
     retryMode?: 'standard' | 'adaptive'
@@ -284,6 +287,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       budgetMs: int('S3_BUDGET_MS', 15_000, 100),
       connectTimeoutMs: int('S3_CONNECT_TIMEOUT_MS', 3000, 100),
       maxSockets: int('S3_MAX_SOCKETS', 64, 1, 4096),
+      readMaxSockets: int('S3_READ_MAX_SOCKETS', 32, 1, 4096),
       maxAttempts: int('S3_MAX_ATTEMPTS', 3, 1, 10),
       retryMode: env.S3_RETRY_MODE === 'adaptive' ? 'adaptive' : 'standard',
       ...(Object.keys(write).length > 0 && { write })

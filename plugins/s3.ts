@@ -14,12 +14,18 @@ declare module 'fastify' {
     s3: S3Client
     /** The archive: the client, the bucket, the key prefix and the write options. */
     store: Store
+    /** The same archive for the read routes, with S3 slots of its own. */
+    readStore: Store
   }
 }
 
-/** The archive over `s3`: at most as many S3 calls under way as the client has sockets. */
-export function storeOf (cfg: Config['s3'], s3: S3Client): Store {
-  const limit = pLimit(cfg.maxSockets)
+/**
+ * The archive over `s3`: at most `maxSockets` S3 calls under way. Ingest, the sweeper and the
+ * CLIs use it; the read routes use readStoreOf's, whose slots come on top, so that however many
+ * searches run, a webhook never waits behind them for a socket.
+ */
+export function storeOf (cfg: Config['s3'], s3: S3Client, slots = cfg.maxSockets): Store {
+  const limit = pLimit(slots)
   return {
     s3,
     bucket: cfg.bucket,
@@ -28,6 +34,11 @@ export function storeOf (cfg: Config['s3'], s3: S3Client): Store {
     ...(cfg.budgetMs !== undefined && { budgetMs: cfg.budgetMs }),
     limit: async (call) => await limit(call)
   }
+}
+
+/** The archive for the read routes: `readMaxSockets` S3 calls under way, apart from storeOf's. */
+export function readStoreOf (cfg: Config['s3'], s3: S3Client): Store {
+  return storeOf(cfg, s3, cfg.readMaxSockets ?? cfg.maxSockets)
 }
 
 /** Reports each S3 command (its retries included) to the observer: outcome, duration, retries. */
@@ -53,7 +64,8 @@ function observe (client: S3Client, observer: UpstreamObserver): void {
 }
 
 export function createS3Client (cfg: Config['s3'], observer?: UpstreamObserver): S3Client {
-  const agentOptions = { keepAlive: true, maxSockets: cfg.maxSockets }
+  // Room for both budgets at once (storeOf and readStoreOf), so neither waits for the other's sockets.
+  const agentOptions = { keepAlive: true, maxSockets: cfg.maxSockets + (cfg.readMaxSockets ?? 0) }
   const client = new S3Client({
     region: cfg.region,
     maxAttempts: cfg.maxAttempts,
@@ -84,5 +96,6 @@ export default fp(async function s3Plugin (app) {
   const client = createS3Client(app.config.s3, app.metrics.observer('s3'))
   app.decorate('s3', client)
   app.decorate('store', storeOf(app.config.s3, client))
+  app.decorate('readStore', readStoreOf(app.config.s3, client))
   app.addHook('onClose', async () => client.destroy())
 }, { name: 's3', decorators: { fastify: ['config', 'metrics'] }, fastify: '5.x' })

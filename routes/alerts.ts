@@ -32,6 +32,11 @@ const CACHE_HEADERS = {
   Vary: { type: 'string', description: 'Authorization' }
 }
 
+/** Why a search stopped when its client hung up: a client-side (4xx) end, logged at info. */
+function clientClosed (): Error {
+  return Object.assign(new Error('The client closed the connection before its search ended'), { code: 'CLIENT_CLOSED_REQUEST', statusCode: 499 })
+}
+
 const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
   const archiveDeps: ArchiveDeps = {
@@ -40,7 +45,9 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     concurrency: app.config.archive.concurrency,
     onArchived: () => { app.metrics.archived.inc() }
   }
-  const searchDeps: SearchDeps = { store, concurrency: app.config.search.concurrency }
+  // Reads have S3 slots of their own: a burst of searches never delays a webhook's writes.
+  const { readStore } = app
+  const searchDeps: SearchDeps = { store: readStore, concurrency: app.config.search.concurrency }
 
   app.post('/alert', {
     config: { inFlightLimited: true },
@@ -88,7 +95,7 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
   }, async (request, reply) => {
-    const alert = await getAlert({ store }, request.params.alert_id)
+    const alert = await getAlert({ store: readStore }, request.params.alert_id)
     const etag = alertEtag(alert)
     reply.header('etag', etag).cacheControl('private').cacheControl('max-age', ARCHIVED_ALERT_MAX_AGE_S).cacheControl('immutable').vary('Authorization')
     if (noneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send(null)
@@ -111,11 +118,19 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'RequestTimeoutError', 'PayloadTooLargeError', 'S3ClientError')
       }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const { start, end, limit = SEARCH_DEFAULT_LIMIT, cursor } = request.query
     const range = parseRange(start, end)
+    // A client that hangs up stops its search: the response closing unfinished means nobody
+    // will read the page (the request's own close also fires once a form body is read).
+    // It ends as a 4xx for the log (at info): there is nobody left to answer.
+    const gone = new AbortController()
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) gone.abort(clientClosed())
+    })
     const page = await searchAlerts(searchDeps, range, {
       limit,
+      signal: gone.signal,
       ...(cursor !== undefined && { after: decodeCursor(range, cursor) })
     })
     return { success: true as const, ...page }

@@ -4,6 +4,7 @@ import { createdAtMs, type Alert } from '../schemas/alert.js'
 import { WebhookDataError } from '../errors/index.js'
 import { ALERT_ID, alertKey, webhookKey } from './keys.js'
 import { putBody, putJson, type Store } from './storage.js'
+import { putIndexEntry } from './search-index.js'
 import { fetchAlert, type ThreatStackClient } from './threatstack.js'
 
 export interface ArchiveDeps {
@@ -50,7 +51,9 @@ export async function archiveAlert (deps: ArchiveDeps, alert: Alert, record: str
     fetchAlert(deps.threatstack, alert.id).then(async (full) => {
       await stored
       await putJson(store, alertKey(store.prefix, alert.id), full)
-    })
+    }),
+    // Beside the record, on its own: it never fails the webhook (searches fall back without it).
+    putIndexEntry(store, alert)
   ])
   throwFirstFailure(results)
   deps.onArchived?.()

@@ -78,3 +78,53 @@ export function webhookListing (prefix: string, firstMinuteMs: number, lastMinut
   // StartAfter sorts before every key of the first minute ("…/10" < "…/10/<id>").
   return { Prefix: first.slice(0, common), StartAfter: first.slice(0, -1) }
 }
+
+// The search index, beside the original folders (the Python service never wrote it):
+//   [prefix/]index/YYYY/MM/DD/HH/mm/ss.SSS-<id>   one empty-ish object per webhook record
+// Its keys sort by created_at then id within a minute, so a page of a search is read off a
+// listing; the webhook record stays the evidence, the index is derived and rewritable.
+
+const ID = /^[A-Za-z0-9_-]{4,128}$/
+
+/** `[prefix/]index/`: where every index entry lives. */
+export function indexRoot (prefix: string): string {
+  return withPrefix(prefix, 'index/')
+}
+
+/** The index entry of a webhook record. @throws RangeError for an id or a time no record can have */
+export function indexKey (prefix: string, id: string, createdAtMs: number): string {
+  if (!ID.test(id)) throw new RangeError('an index key needs an alert id of 4-128 characters of A-Z, a-z, 0-9, _ and -')
+  if (!Number.isSafeInteger(createdAtMs) || createdAtMs < 0 || createdAtMs > Date.UTC(9999, 11, 31, 23, 59, 59, 999)) {
+    throw new RangeError('an index key needs created_at in milliseconds within the years 1970 to 9999')
+  }
+  const iso = new Date(createdAtMs).toISOString()
+  return `${indexRoot(prefix)}${minutePath(createdAtMs)}/${iso.slice(17, 23)}-${id}`
+}
+
+const INDEX_KEY = /^index\/(\d{4})\/(\d{2})\/(\d{2})\/(\d{2})\/(\d{2})\/(\d{2})\.(\d{3})-([A-Za-z0-9_-]{4,128})$/
+
+/** The minute, created_at and id an index key names; undefined for any other key. */
+export function parseIndexKey (prefix: string, key: string): { minuteMs: number, t: number, id: string } | undefined {
+  const root = withPrefix(prefix, '')
+  if (!key.startsWith(root)) return undefined
+  const match = INDEX_KEY.exec(key.slice(root.length))
+  if (match === null) return undefined
+  const [, y, mo, d, h, mi, s, ms, id] = match as unknown as [string, string, string, string, string, string, string, string, string]
+  const minuteMs = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi))
+  if (minutePath(minuteMs) !== `${y}/${mo}/${d}/${h}/${mi}` || Number(s) > 59) return undefined
+  return { minuteMs, t: minuteMs + Number(s) * 1000 + Number(ms), id }
+}
+
+/** The index listing of the minutes from `firstMinuteMs` to `lastMinuteMs` (inclusive), as webhookListing. */
+export function indexListing (prefix: string, firstMinuteMs: number, lastMinuteMs: number): { Prefix: string, StartAfter: string } {
+  const first = `${indexRoot(prefix)}${minutePath(firstMinuteMs)}/`
+  const last = `${indexRoot(prefix)}${minutePath(lastMinuteMs)}/`
+  let common = 0
+  while (common < first.length && first[common] === last[common]) common++
+  return { Prefix: first.slice(0, common), StartAfter: first.slice(0, -1) }
+}
+
+/** Every key of one minute: its webhook records, or its index entries. */
+export function minuteListing (root: string, minuteMs: number): { Prefix: string } {
+  return { Prefix: `${root}${minutePath(minuteMs)}/` }
+}

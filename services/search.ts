@@ -1,14 +1,25 @@
 // Reading the archive back: one alert by id, or the alerts of a time range, page by page.
+import { createHash } from 'node:crypto'
 import pLimit from 'p-limit'
 import { AlertNotFoundError, DateParseError, RequestValidationError, S3ClientError } from '../errors/index.js'
 import { createdAtMs, type Alert } from '../schemas/alert.js'
-import { alertKey, minuteStart, parseWebhookKey, webhookListing } from './keys.js'
+import {
+  alertKey, indexListing, indexRoot, minuteListing, minuteStart, parseIndexKey, parseWebhookKey, webhookKey, webhookListing, webhooksRoot
+} from './keys.js'
 import { getJson, listKeys, type Store } from './storage.js'
 
 export interface SearchDeps {
   store: Store
   /** How many S3 GETs one search makes at once. */
   concurrency: number
+}
+
+/** What one page asks for: its size, where the previous page ended, and a signal that stops its S3 work. */
+export interface PageRequest {
+  limit: number
+  after?: Position
+  /** Aborted when nobody waits for the page any more: no S3 call starts after it, those under way are cancelled. */
+  signal?: AbortSignal
 }
 
 /** `start ≤ created_at < end`, in milliseconds. */
@@ -101,95 +112,185 @@ function compare (a: Position, b: Position): number {
   return a.m - b.m || a.t - b.t || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 }
 
-/** A position, with the full alert when it has been read already (null: known to be missing). */
-interface Entry extends Position { full?: Record<string, unknown> | null }
-
 const timeOf = (value: unknown): number =>
   typeof value === 'object' && value !== null ? createdAtMs(value as Alert) : Number.NaN
 
+/** Beyond this many keys a minute's keys are not kept while listed: a fallback lists them again. */
+const KEPT_KEYS = 1000
+
 /**
- * The entries of one minute, in order. In the range's first and last minutes the webhook record's
- * created_at decides whether an alert is in; inside the range every alert of the minute is, and
- * the full alert (read anyway for the reply) gives the order, its record only when it is missing.
- * A record without a usable created_at sorts at its minute's start.
+ * An order-free summary of the ids listed in one minute: their count and the sum, lane by lane,
+ * of their SHA-256. Two listings with equal tallies name the same ids (a chance collision is
+ * 2^-128), so equality proves every record of the minute has exactly one index entry, and
+ * every entry its record, without keeping either list.
  */
-async function entriesOf (deps: SearchDeps, keys: Array<{ key: string, minuteMs: number, id: string }>, boundary: boolean): Promise<Entry[]> {
+class Tally {
+  count = 0
+  readonly sum = new Uint32Array(4)
+  add (id: string): void {
+    const digest = createHash('sha256').update(id).digest()
+    for (let i = 0; i < 4; i++) this.sum[i] = ((this.sum[i] as number) + digest.readUInt32BE(i * 4)) >>> 0
+    this.count++
+  }
+
+  equals (other: Tally): boolean {
+    return this.count === other.count && this.sum.every((v, i) => v === other.sum[i])
+  }
+}
+
+/** An async iterator that can be looked into before it is advanced. */
+class Peekable<T> {
+  private head: IteratorResult<T> | undefined
+  constructor (private readonly source: AsyncIterator<T>) {}
+  async peek (): Promise<T | undefined> {
+    this.head ??= await this.source.next()
+    return this.head.done === true ? undefined : this.head.value
+  }
+
+  take (): void { this.head = undefined }
+}
+
+async function * parsed<T> (keys: AsyncIterable<string>, parse: (key: string) => T | undefined): AsyncGenerator<T> {
+  for await (const key of keys) {
+    const value = parse(key)
+    if (value !== undefined) yield value
+  }
+}
+
+/** Runs an S3 call of a search unless the search has been called off; its failure then is the abort's. */
+async function guarded<T> (signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  signal?.throwIfAborted()
+  try {
+    return await fn()
+  } catch (err) {
+    signal?.throwIfAborted()
+    throw err
+  }
+}
+
+interface Page {
+  range: TimeRange
+  after: Position | undefined
+  signal: AbortSignal | undefined
+}
+
+/** Whether a position of minute `m` belongs to the page: in the range (by created_at at its edges) and after the cursor. */
+function wanted (page: Page, e: Position, boundary: boolean): boolean {
+  const inRange = !boundary || (e.t >= page.range.startMs && e.t < page.range.endMs)
+  return inRange && (page.after === undefined || compare(e, page.after) > 0)
+}
+
+/**
+ * A minute whose records and index entries differ (written by the Python service, or before the
+ * index existed, or an entry that failed): each record without exactly one entry is read for its
+ * created_at, as all records were before the index; an entry without a record is ignored. Holds
+ * the minute's keys (not its objects) while it works.
+ */
+async function fallbackMinute (deps: SearchDeps, page: Page, minuteMs: number, boundary: boolean,
+  kept: { ids: string[] | undefined, entries: Position[] | undefined }): Promise<Position[]> {
   const { store } = deps
+  const { signal } = page
+  const ids = kept.ids ?? await guarded(signal, async () => {
+    const all: string[] = []
+    for await (const w of parsed(listKeys(store, minuteListing(webhooksRoot(store.prefix), minuteMs), 1000, signal), (k) => parseWebhookKey(store.prefix, k))) all.push(w.id)
+    return all
+  })
+  const entries = kept.entries ?? await guarded(signal, async () => {
+    const all: Position[] = []
+    for await (const x of parsed(listKeys(store, minuteListing(indexRoot(store.prefix), minuteMs), 1000, signal), (k) => parseIndexKey(store.prefix, k))) all.push({ m: x.minuteMs, t: x.t, id: x.id })
+    return all
+  })
+  // An id with two entries (a record delivered again with another created_at) is read, not guessed.
+  const indexed = new Map<string, number | undefined>()
+  for (const e of entries) indexed.set(e.id, indexed.has(e.id) ? undefined : e.t)
   const limit = pLimit(deps.concurrency)
-  const entries = await Promise.all(keys.map(async ({ key, minuteMs, id }) => limit(async (): Promise<Entry | undefined> => {
-    let full: Record<string, unknown> | null | undefined
-    if (!boundary) {
-      const alert = await getJson(store, alertKey(store.prefix, id))
-      full = alert === undefined ? null : asObject(alert)
-      const t = timeOf(full)
-      if (!Number.isNaN(t)) return { m: minuteMs, t, id, full }
-    }
-    const record = await getJson(store, key)
-    if (record === undefined) return undefined // deleted since it was listed
-    const t = timeOf(record)
-    return { m: minuteMs, t: Number.isNaN(t) ? minuteMs : t, id, ...(full !== undefined && { full }) }
-  })))
-  return entries.filter((e): e is Entry => e !== undefined).sort(compare)
+  const positions = await Promise.all(ids.map(async (id): Promise<Position | undefined> => {
+    const t = indexed.get(id)
+    if (t !== undefined) return { m: minuteMs, t, id }
+    return await limit(async () => guarded(signal, async () => {
+      const record = await getJson(store, webhookKey(store.prefix, id, minuteMs), signal)
+      if (record === undefined) return undefined // deleted since it was listed
+      const at = timeOf(record)
+      // A record without a usable created_at sorts at its minute's start.
+      return { m: minuteMs, t: Number.isNaN(at) ? minuteMs : at, id }
+    }))
+  }))
+  return positions.filter((p): p is Position => p !== undefined && wanted(page, p, boundary)).sort(compare)
 }
 
 /**
  * One page of the alerts with `start ≤ created_at < end`, in ascending created_at order.
- * Lists only the keys of the range's minutes (resuming at the cursor's minute), reads them
- * minute by minute until the page is full, then whatever full alerts are not read yet. The
- * number of S3 requests follows the alerts in the range and the page size, not the bucket.
- * @throws S3ClientError, never a partial page that looks complete
+ * Two listings run side by side over the range's minutes (resuming at the cursor's minute): the
+ * webhook records, which say which alerts exist, and the index entries, whose keys carry
+ * created_at. Where a minute's two listings name the same ids, the page is read off the index
+ * keys alone and only its full alerts are fetched: at most `limit` reads, however many alerts
+ * share the minute, and nothing kept beyond the page. Other minutes fall back to reading their
+ * records without an entry. Listing calls follow the alerts of the minutes the page touches.
+ * @throws S3ClientError, never a partial page that looks complete; the signal's reason once aborted
  */
-export async function searchAlerts (deps: SearchDeps, range: TimeRange, page: { limit: number, after?: Position }): Promise<SearchPage> {
+export async function searchAlerts (deps: SearchDeps, range: TimeRange, request: PageRequest): Promise<SearchPage> {
   const { store } = deps
+  const { limit: size, after, signal } = request
+  const page: Page = { range, after, signal }
   const firstMinute = minuteStart(range.startMs)
   const lastMinute = minuteStart(range.endMs - 1)
-  const selected: Entry[] = []
-  let group: Array<{ key: string, minuteMs: number, id: string }> = []
-
-  const flush = async (): Promise<void> => {
-    const minute = group[0]?.minuteMs
-    if (minute === undefined) return
-    const boundary = minute === firstMinute || minute === lastMinute
-    for (const e of await entriesOf(deps, group, boundary)) {
-      // Inside the range the key's minute alone decides: the full alert only orders the minute,
-      // and its own created_at (which Threat Stack may state otherwise) never drops an alert.
-      const inRange = !boundary || (e.t >= range.startMs && e.t < range.endMs)
-      if (inRange && (page.after === undefined || compare(e, page.after) > 0)) selected.push(e)
-    }
-    group = []
-  }
-
+  const from = after?.m ?? firstMinute
+  const records = new Peekable(parsed(listKeys(store, webhookListing(store.prefix, from, lastMinute), 1000, signal), (k) => parseWebhookKey(store.prefix, k)))
+  const index = new Peekable(parsed(listKeys(store, indexListing(store.prefix, from, lastMinute), 1000, signal), (k) => parseIndexKey(store.prefix, k)))
   // One more than the page, to know whether another page follows.
-  for await (const key of listKeys(store, webhookListing(store.prefix, page.after?.m ?? firstMinute, lastMinute))) {
-    const parsed = parseWebhookKey(store.prefix, key)
-    if (parsed === undefined) continue
-    if (parsed.minuteMs > lastMinute) break
-    if (group.length > 0 && parsed.minuteMs !== group[0]?.minuteMs) {
-      await flush()
-      if (selected.length > page.limit) break
-    }
-    group.push({ key, ...parsed })
-  }
-  await flush()
+  const selected: Position[] = []
+  const room = (): number => size + 1 - selected.length
 
-  const pageEntries = selected.slice(0, page.limit)
+  await guarded(signal, async () => {
+    while (room() > 0) {
+      const head = await records.peek()
+      if (head === undefined || head.minuteMs > lastMinute) break
+      const minute = head.minuteMs
+      const boundary = minute === firstMinute || minute === lastMinute
+
+      const recordTally = new Tally()
+      let ids: string[] | undefined = []
+      for (let r: typeof head | undefined = head; r?.minuteMs === minute; r = await records.peek()) {
+        recordTally.add(r.id)
+        if (ids !== undefined && ids.length < KEPT_KEYS) ids.push(r.id)
+        else ids = undefined
+        records.take()
+      }
+
+      for (let x = await index.peek(); x !== undefined && x.minuteMs < minute; x = await index.peek()) index.take()
+      const indexTally = new Tally()
+      const fromIndex: Position[] = []
+      let entries: Position[] | undefined = []
+      for (let x = await index.peek(); x?.minuteMs === minute; x = await index.peek()) {
+        const e = { m: x.minuteMs, t: x.t, id: x.id }
+        indexTally.add(e.id)
+        if (fromIndex.length < room() && wanted(page, e, boundary)) fromIndex.push(e)
+        if (entries !== undefined && entries.length < KEPT_KEYS) entries.push(e)
+        else entries = undefined
+        index.take()
+      }
+
+      const found = recordTally.equals(indexTally) ? fromIndex : await fallbackMinute(deps, page, minute, boundary, { ids, entries })
+      selected.push(...found.slice(0, room()))
+    }
+  })
+
+  const pageEntries = selected.slice(0, size)
   const limit = pLimit(deps.concurrency)
-  const full = await Promise.all(pageEntries.map(async (e) => e.full !== undefined
-    ? e.full
-    : limit(async () => {
-      const alert = await getJson(store, alertKey(store.prefix, e.id))
-      return alert === undefined ? null : asObject(alert)
-    })))
+  const full = await Promise.all(pageEntries.map(async (e) => limit(async () => guarded(signal, async () => {
+    const alert = await getJson(store, alertKey(store.prefix, e.id), signal)
+    return alert === undefined ? null : asObject(alert)
+  }))))
   const alerts: Array<Record<string, unknown>> = []
   const missing: string[] = []
   full.forEach((alert, i) => {
-    if (alert === null) missing.push((pageEntries[i] as Entry).id)
+    if (alert === null) missing.push((pageEntries[i] as Position).id)
     else alerts.push(alert)
   })
   const last = pageEntries.at(-1)
   return {
     alerts,
-    nextCursor: selected.length > page.limit && last !== undefined ? encodeCursor(range, { m: last.m, t: last.t, id: last.id }) : null,
+    nextCursor: selected.length > size && last !== undefined ? encodeCursor(range, { m: last.m, t: last.t, id: last.id }) : null,
     missing
   }
 }

@@ -176,7 +176,7 @@ export async function exists (store: Store, key: string): Promise<boolean> {
  * server supports it, and a cursor can resume from any key.
  * @throws S3ClientError
  */
-export async function * listKeys (store: Store, listing: { Prefix: string, StartAfter?: string }, pageSize = 1000): AsyncGenerator<string> {
+export async function * listKeys (store: Store, listing: { Prefix: string, StartAfter?: string }, pageSize = 1000, signal?: AbortSignal): AsyncGenerator<string> {
   let startAfter = listing.StartAfter
   for (;;) {
     let keys: string[]
@@ -187,7 +187,7 @@ export async function * listKeys (store: Store, listing: { Prefix: string, Start
         Prefix: listing.Prefix,
         MaxKeys: pageSize,
         ...(startAfter !== undefined && { StartAfter: startAfter })
-      }), { abortSignal: deadline }))
+      }), { abortSignal: deadline }), signal)
       keys = (res.Contents ?? []).flatMap((o) => o.Key === undefined ? [] : [o.Key])
       truncated = res.IsTruncated === true
     } catch (err) {

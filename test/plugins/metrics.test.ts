@@ -35,9 +35,10 @@ t.test('GET /metrics: Prometheus text whose counters move with the traffic', asy
   t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 'threatstack', outcome: 'http_5xx' }), 1)
   t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 'threatstack', outcome: 'http_4xx' }), 1)
   t.equal(sample(after, 'threatstack_to_s3_upstream_retries_total', { upstream: 'threatstack' }), 1)
-  t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 's3', outcome: 'success' }), 4 + 2 + 1 + 1, 'PUTs and the GET found')
+  // Four records and their four search index entries, three full alerts, the GET found.
+  t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 's3', outcome: 'success' }), 4 + 4 + 2 + 1 + 1, 'PUTs and the GET found')
   t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 's3', outcome: 'not_found' }), 1)
-  t.equal(sample(after, 'threatstack_to_s3_upstream_request_duration_seconds_count', { upstream: 's3', outcome: 'success' }), 8)
+  t.equal(sample(after, 'threatstack_to_s3_upstream_request_duration_seconds_count', { upstream: 's3', outcome: 'success' }), 12)
   t.equal(sample(after, 'threatstack_to_s3_http_request_duration_seconds_count', { method: 'POST', route: '/api/v1/s3/alert', status_code: '200' }), 2)
   t.equal(sample(after, 'threatstack_to_s3_http_request_duration_seconds_count', { method: 'GET', route: '/api/v1/s3/alert/:alert_id', status_code: '404' }), 1, 'by route pattern, not raw URL')
   t.notMatch(after, /metric-0001|absent-01/, 'no id in any label')

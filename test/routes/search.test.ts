@@ -1,5 +1,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { build, BEARER } from '../helpers/build.js'
 import { assertNoLeak } from '../helpers/leaks.js'
 
@@ -121,11 +123,14 @@ t.test('GET /alert?start&end over HTTP', async (t) => {
 
 t.test('S3 failing after the listing succeeded, on the full alerts or the records: 502, never a partial page', async (t) => {
   const { app, s3proxy } = await build(t, { s3Proxy: true })
-  // Alerts in an inner minute (full alerts read) and in the boundary minutes (records read).
+  // Alerts in an inner minute and in the boundary minutes. Their index entries fail to be
+  // written (the webhook still succeeds), so the search must read their records.
+  await s3proxy!.failWith('internal', { match: /^PUT \/[^/]+\/index\// })
   for (const [id, at] of [['mid-0001', T0 + 1], ['mid-0002', T0 + 600_000], ['mid-0003', T0 + 1_200_000]] as const) {
     const res = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id, created_at: String(at) } })
-    t.equal(res.statusCode, 200)
+    t.equal(res.statusCode, 200, 'an index entry that cannot be written does not fail the webhook')
   }
+  await s3proxy!.heal()
   const url = '/api/v1/s3/alert?start=2017-01-15T23:10:00Z&end=2017-01-15T23:30:00.500Z'
   t.equal((await app.inject({ method: 'GET', url, headers: BEARER.read })).json().alerts.length, 3, 'all three found when S3 is well')
 
@@ -160,4 +165,54 @@ t.test('a search reads at most SEARCH_CONCURRENCY full alerts at once', async (t
   const res = await search
   t.equal(res.statusCode, 200)
   t.same(res.json().alerts.map((a: { id: string }) => a.id), Array.from({ length: 6 }, (_, i) => `bound-00${i}`))
+})
+
+t.test('a search whose client hangs up stops its S3 work', async (t) => {
+  const { app, s3proxy, logs } = await build(t, { s3Proxy: true, env: { SEARCH_CONCURRENCY: '2', S3_TIMEOUT_MS: '10000' } })
+  for (let i = 0; i < 6; i++) {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: `gone-00${i}`, created_at: String(T0 + 180_000 + i) } })
+    t.equal(res.statusCode, 200)
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const alertReads = (): number => s3proxy!.requests.filter((r) => r.method === 'GET' && /^\/[^/]+\/alerts\//.test(r.path)).length
+  await s3proxy!.failWith('hold', { match: /^GET \/[^/]+\/alerts\// })
+  const client = request({ host: '127.0.0.1', port, path: '/api/v1/s3/alert?start=2017-01-15T23:00:00Z&end=2017-01-16', headers: BEARER.read })
+  client.on('error', () => {})
+  client.end()
+  for (let i = 0; i < 250 && alertReads() < 2; i++) await sleep(20)
+  t.equal(alertReads(), 2, 'two reads under way')
+  client.destroy()
+  // Once the held reads are let go, a search still running would read the other four.
+  for (let i = 0; i < 50 && logs.every((l) => l.msg !== 'request completed'); i++) await sleep(20)
+  await s3proxy!.heal()
+  await sleep(300)
+  t.equal(alertReads(), 2, 'no read started after the client left')
+  t.notOk(logs.some((l) => (l.level as number) >= 50), 'a client leaving is no error of the service')
+})
+
+t.test('searches holding every read slot leave ingest its own', async (t) => {
+  const { app, s3proxy } = await build(t, {
+    s3Proxy: true,
+    env: { S3_MAX_SOCKETS: '2', S3_READ_MAX_SOCKETS: '2', SEARCH_CONCURRENCY: '2', S3_TIMEOUT_MS: '10000' }
+  })
+  for (let i = 0; i < 4; i++) {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: `busy-00${i}`, created_at: String(T0 + 240_000 + i) } })
+    t.equal(res.statusCode, 200)
+  }
+  const held = (): number => s3proxy!.requests.filter((r) => r.fault === 'hold').length
+  await s3proxy!.failWith('hold', { match: /^GET \/[^/]+\/alerts\// })
+  const searches = Array.from({ length: 3 }, async () =>
+    app.inject({ method: 'GET', url: '/api/v1/s3/alert?start=2017-01-15T23:00:00Z&end=2017-01-16', headers: BEARER.read }))
+  for (let i = 0; i < 250 && held() < 2; i++) await sleep(20)
+  t.equal(held(), 2, 'both read slots held by searches')
+  // Bounded: with one budget for both, the webhook's PUTs would wait behind the held reads.
+  const webhook = app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: 'busy-new1', created_at: String(T0 + 300_000) } })
+  const first = await Promise.race([webhook, sleep(8000, 'still waiting' as const)])
+  t.not(first, 'still waiting', 'the webhook is answered while the searches wait')
+  if (first !== 'still waiting') t.equal(first.statusCode, 200)
+  t.equal(held(), 2, 'the searches are still held')
+  await s3proxy!.heal()
+  for (const res of await Promise.all(searches)) t.equal(res.statusCode, 200)
+  await webhook
 })

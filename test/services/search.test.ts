@@ -159,31 +159,5 @@ for (const backend of BACKENDS) {
       await store.server.close()
       await t.rejects(searchAlerts({ store, concurrency: 4 }, { startMs: T0, endMs: T0 + 60_000 }, { limit: 10 }), S3ClientError)
     })
-
-    t.test('the S3 requests of a query follow its range, not the bucket', async (t) => {
-      const store = await startBackend(t, backend)
-      const deps: SearchDeps = { store, concurrency: 8 }
-      for (let i = 0; i < 12; i++) await seed(store, `inrange-${String(i).padStart(2, '0')}`, T0 + i * 300_000)
-      const range = { startMs: T0, endMs: T0 + 3_600_000 }
-      const measure = async (): Promise<number> => {
-        store.reset()
-        const page = await searchAlerts(deps, range, { limit: 5 })
-        t.equal(page.alerts.length, 5)
-        return store.total()
-      }
-      // Objects outside the range: the days before and after, other hours of the same day, full alerts.
-      const outside = (from: number, to: number): Array<[string, string]> => Array.from({ length: to - from }, (_, i) => {
-        const n = from + i
-        const at = n % 2 === 0 ? T0 - (n + 1) * 3_600_000 : T0 + 3_600_000 + n * 60_000
-        const id = `outside-${n}`
-        return [n % 3 === 0 ? alertKey('', id) : webhookKey('', id, at), '{}']
-      })
-      await store.putMany(outside(0, 200))
-      const small = await measure()
-      await store.putMany(outside(200, 5000))
-      const large = await measure()
-      t.equal(large, small, `same number of S3 requests with 200 and 5,000 objects outside the range (${small})`)
-      t.ok(small <= 1 + 12 + 5, 'one listing, the records of the minutes read, and the page\'s full alerts')
-    })
   })
 }
