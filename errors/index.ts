@@ -149,6 +149,14 @@ export class S3ClientError extends ServiceError {
   }
 }
 
+/** A stored object whose bytes do not match the checksum stored with them: never served as if it were good. */
+export class ArchiveIntegrityError extends ServiceError {
+  readonly statusCode = 502
+  constructor (options: ServiceErrorOptions = {}) {
+    super('A stored object failed its integrity check', options)
+  }
+}
+
 export class ServiceUnavailableError extends ServiceError {
   readonly statusCode = 503
   constructor (message: string, options: ServiceErrorOptions & { retryAfterSeconds?: number } = {}) {

@@ -18,15 +18,23 @@ declare module 'fastify' {
 }
 
 /** The archive over `s3`: at most as many S3 calls under way as the client has sockets. */
-export function storeOf (cfg: Config['s3'], s3: S3Client): Store {
+export function storeOf (cfg: Config['s3'], s3: S3Client, extra: Pick<Store, 'lock' | 'onExisting'> = {}): Store {
   const limit = pLimit(cfg.maxSockets)
   return {
     s3,
     bucket: cfg.bucket,
     prefix: cfg.prefix,
     ...(cfg.write !== undefined && { write: cfg.write }),
-    limit: async (call) => await limit(call)
+    limit: async (call) => await limit(call),
+    ...extra
   }
+}
+
+/** What kind of archived object a key names, and the id in it: for metrics and logs, never the key itself. */
+export function describeKey (prefix: string, key: string): { object: string, id: string } {
+  const relative = prefix === '' ? key : key.slice(prefix.length + 1)
+  const object = relative.startsWith('webhooks/') ? 'webhook' : relative.startsWith('alerts/') ? 'alert' : relative.startsWith('digests/') ? 'digest' : 'other'
+  return { object, id: relative.split('/').at(-1) ?? '' }
 }
 
 /** Reports each S3 command (its retries included) to the observer: outcome, duration, retries. */
@@ -82,6 +90,16 @@ export function createS3Client (cfg: Config['s3'], observer?: UpstreamObserver):
 export default fp(async function s3Plugin (app) {
   const client = createS3Client(app.config.s3, app.metrics.observer('s3'))
   app.decorate('s3', client)
-  app.decorate('store', storeOf(app.config.s3, client))
+  const { prefix } = app.config.s3
+  app.decorate('store', storeOf(app.config.s3, client, {
+    ...(app.config.integrity.lock !== undefined && { lock: app.config.integrity.lock }),
+    onExisting (key, conflict) {
+      const { object, id } = describeKey(prefix, key)
+      app.metrics.duplicates.inc({ object })
+      if (!conflict) return
+      app.metrics.conflicts.inc({ object })
+      app.log.warn({ object, id }, 'an archived object was offered again with a different body; the archived one is kept')
+    }
+  }))
   app.addHook('onClose', async () => client.destroy())
 }, { name: 's3', decorators: { fastify: ['config', 'metrics'] }, fastify: '5.x' })

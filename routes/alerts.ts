@@ -55,7 +55,7 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
       params: AlertIdParamsSchema,
       response: {
         200: AlertReplySchema,
-        ...errorResponses('RequestValidationError', 'AuthenticationError', 'AuthorizationError', 'AlertNotFoundError', 'S3ClientError')
+        ...errorResponses('RequestValidationError', 'AuthenticationError', 'AuthorizationError', 'AlertNotFoundError', 'S3ClientError', 'ArchiveIntegrityError')
       }
     }
   }, async (request) => ({
@@ -76,7 +76,7 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: {
         200: SearchReplySchema,
         ...errorResponses('DateParseError', 'RequestValidationError', 'AuthenticationError', 'AuthorizationError',
-          'PayloadTooLargeError', 'S3ClientError')
+          'PayloadTooLargeError', 'S3ClientError', 'ArchiveIntegrityError')
       }
     }
   }, async (request) => {

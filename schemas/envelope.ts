@@ -32,6 +32,7 @@ export const ERROR_TYPES = {
     { status: 502, when: 'any failure talking to S3', message: 'Failure to communicate with S3' },
     { status: 503, when: 'S3 throttles; retry after `Retry-After` seconds', message: 'S3 is throttling requests' }
   ],
+  ArchiveIntegrityError: [{ status: 502, when: 'a stored object failed its checksum (changed or damaged in the bucket)', message: 'A stored object failed its integrity check' }],
   ServiceUnavailableError: [{ status: 503, when: 'the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds', message: 'The service is overloaded; retry later' }]
 } satisfies Record<string, ErrorCase[]>
 

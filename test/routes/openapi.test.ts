@@ -144,6 +144,7 @@ t.test('the error catalogue of the document is the error classes', async (t) => 
     ['ThreatStackAPIError', new errors.ThreatStackAPIError(429)],
     ['S3ClientError', new errors.S3ClientError()],
     ['S3ClientError', new errors.S3ClientError({ throttled: true })],
+    ['ArchiveIntegrityError', new errors.ArchiveIntegrityError()],
     ['ServiceUnavailableError', new errors.ServiceUnavailableError('m')]
   ]
   for (const [type, err] of instances) {
@@ -153,7 +154,7 @@ t.test('the error catalogue of the document is the error classes', async (t) => 
   for (const [type, cases] of Object.entries(ERROR_TYPES)) {
     t.same(cases.map((c) => c.status).sort(), [...new Set(instances.filter(([n]) => n === type).map(([, e]) => e.statusCode))].sort(), `${type}: no other status`)
   }
-  const fixed = [new errors.AuthenticationError(), new errors.AuthorizationError(), new errors.AlertNotFoundError(), new errors.UnexpectedException()]
+  const fixed = [new errors.AuthenticationError(), new errors.AuthorizationError(), new errors.AlertNotFoundError(), new errors.ArchiveIntegrityError(), new errors.UnexpectedException()]
   for (const err of fixed) t.equal(ERROR_TYPES[err.name as ErrorType][0]?.message, err.message, `${err.name}: the message it sends`)
 })
 

@@ -1,0 +1,117 @@
+// moto (an S3 that enforces conditional writes, checksums and Object Lock), run by the tests
+// themselves on loopback. s3rver and fauxqs ignore all three, so what rests on them is tested here.
+// Without moto_server on PATH the tests that need it are not run and say so; with
+// REQUIRE_MOTO=1 (CI) they fail instead, so that no run passes with them left out.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { accessSync, constants } from 'node:fs'
+import { delimiter, join } from 'node:path'
+import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3'
+
+type Tap = {
+  teardown: (fn: () => unknown) => void
+  comment: (...args: unknown[]) => void
+  fail: (message: string) => boolean
+  test: (name: string, fn: (t: any) => Promise<void>) => Promise<unknown>
+}
+
+export const MOTO_CREDENTIALS = { accessKeyId: 'moto-test-key', secretAccessKey: 'moto-test-secret' }
+export const MOTO_INSTALL = "pipx install 'moto[server]'"
+
+/** The moto_server executable on PATH, undefined when there is none. */
+export function findMotoServer (path = process.env.PATH ?? ''): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (dir === '') continue
+    const candidate = join(dir, 'moto_server')
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch { /* not in this folder */ }
+  }
+  return undefined
+}
+
+export interface Moto {
+  endpoint: string
+  pid: number
+  /** A client of the tests' own: what an attacker with bucket access would hold. */
+  client: S3Client
+  close (): Promise<void>
+}
+
+async function stop (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+  await exited
+  clearTimeout(timer)
+}
+
+/** Starts moto_server on 127.0.0.1 (a free port), waits until it answers, creates the buckets. */
+export async function startMoto (t: Tap, executable: string, buckets: Array<{ name: string, objectLock?: boolean }>): Promise<Moto> {
+  const child = spawn(executable, ['-H', '127.0.0.1', '-p', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(async () => stop(child))
+  let output = ''
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`moto_server did not start within 30 s: ${output.slice(-500)}`)), 30_000)
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString()
+      const match = /Running on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)
+      if (match !== null) {
+        clearTimeout(timer)
+        resolve(Number(match[1]))
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`moto_server exited with ${String(code)}: ${output.slice(-500)}`))
+    })
+  })
+  // Keep draining its request log so the pipe never fills.
+  child.stdout?.resume()
+  child.stderr?.resume()
+  const endpoint = `http://127.0.0.1:${port}`
+  const client = new S3Client({
+    region: 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
+    credentials: MOTO_CREDENTIALS,
+    maxAttempts: 1,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED'
+  })
+  t.teardown(() => client.destroy())
+  let answered = false
+  for (let i = 0; i < 100 && !answered; i++) {
+    answered = await client.send(new ListBucketsCommand({})).then(() => true, () => false)
+    if (!answered) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  if (!answered) throw new Error('moto_server does not answer')
+  for (const bucket of buckets) {
+    await client.send(new CreateBucketCommand({ Bucket: bucket.name, ...(bucket.objectLock === true && { ObjectLockEnabledForBucket: true }) }))
+  }
+  return { endpoint, pid: child.pid ?? -1, client, close: async () => stop(child) }
+}
+
+/**
+ * Runs `fn` as a subtest when moto is installed. When it is not, the subtest is not run and a
+ * comment says which and how to get moto (a skipped test would count as passed); with
+ * REQUIRE_MOTO=1 in the environment, a missing moto fails instead.
+ */
+export async function withMoto (t: Tap, name: string, fn: (t: any, executable: string) => Promise<void>, env = process.env): Promise<void> {
+  const executable = findMotoServer(env.PATH)
+  if (executable !== undefined) {
+    await t.test(name, async (t) => fn(t, executable))
+    return
+  }
+  if (env.REQUIRE_MOTO === '1') {
+    t.fail(`moto_server is not on PATH and REQUIRE_MOTO=1: "${name}" cannot run (install it: ${MOTO_INSTALL})`)
+    return
+  }
+  const note = `NOT RUN (moto_server not on PATH): "${name}". Install moto to run it: ${MOTO_INSTALL}`
+  t.comment(note)
+  process.stderr.write(`# ${note}\n`)
+}
