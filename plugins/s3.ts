@@ -7,6 +7,7 @@ import { Agent as HttpsAgent } from 'node:https'
 import { performance } from 'node:perf_hooks'
 import type { Config } from '../config.js'
 import { isThrottling, type Store } from '../services/storage.js'
+import { markLateObject } from '../services/digest.js'
 import type { UpstreamObserver } from '../services/threatstack.js'
 
 declare module 'fastify' {
@@ -18,7 +19,7 @@ declare module 'fastify' {
 }
 
 /** The archive over `s3`: at most as many S3 calls under way as the client has sockets. */
-export function storeOf (cfg: Config['s3'], s3: S3Client, extra: Pick<Store, 'lock' | 'onExisting'> = {}): Store {
+export function storeOf (cfg: Config['s3'], s3: S3Client, extra: Pick<Store, 'lock' | 'onExisting' | 'onCreated'> = {}): Store {
   const limit = pLimit(cfg.maxSockets)
   return {
     s3,
@@ -91,7 +92,7 @@ export default fp(async function s3Plugin (app) {
   const client = createS3Client(app.config.s3, app.metrics.observer('s3'))
   app.decorate('s3', client)
   const { prefix } = app.config.s3
-  app.decorate('store', storeOf(app.config.s3, client, {
+  const store: Store = storeOf(app.config.s3, client, {
     ...(app.config.integrity.lock !== undefined && { lock: app.config.integrity.lock }),
     onExisting (key, conflict) {
       const { object, id } = describeKey(prefix, key)
@@ -99,7 +100,16 @@ export default fp(async function s3Plugin (app) {
       if (!conflict) return
       app.metrics.conflicts.inc({ object })
       app.log.warn({ object, id }, 'an archived object was offered again with a different body; the archived one is kept')
-    }
-  }))
+    },
+    ...(app.config.integrity.intervalS > 0 && {
+      onCreated (key: string) {
+        // An object of an hour the digest job no longer looks at: mark the hour for a supplement digest.
+        markLateObject(store, key, app.config.integrity.lookbackHours).catch((err: unknown) => {
+          app.log.warn({ err, ...describeKey(prefix, key) }, 'digest: could not mark a late object\'s hour; verify will show it as added')
+        })
+      }
+    })
+  })
+  app.decorate('store', store)
   app.addHook('onClose', async () => client.destroy())
 }, { name: 's3', decorators: { fastify: ['config', 'metrics'] }, fastify: '5.x' })

@@ -24,6 +24,8 @@ export interface Store {
   lock?: ObjectLockSettings
   /** Told when a write-once PUT found its key taken; `conflict`: the stored body differs from the one offered. */
   onExisting?: (key: string, conflict: boolean) => void
+  /** Told of each object a write-once PUT created. */
+  onCreated?: (key: string) => void
 }
 
 async function call<T> (store: Store, fn: () => Promise<T>): Promise<T> {
@@ -82,6 +84,7 @@ function isPreconditionFailed (err: unknown): boolean {
 export async function putOnce (store: Store, key: string, body: string | Uint8Array, signal?: AbortSignal): Promise<PutOutcome> {
   try {
     await call(store, async () => store.s3.send(new PutObjectCommand(putObjectInput(store, key, body)), { abortSignal: signal }))
+    store.onCreated?.(key)
     return 'created'
   } catch (err) {
     if (!isPreconditionFailed(err)) throw toS3ClientError(err)
