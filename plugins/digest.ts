@@ -14,6 +14,8 @@ export default fp(async function digestPlugin (app) {
   const { intervalS, lookbackHours, signingKeyFile, kmsKeyId } = app.config.integrity
   if (intervalS === 0) return
   let signer: DigestSigner | undefined
+  // A KMS signer is made on the first run (it reads the public key): KMS being down delays digests, not the start.
+  let kmsPending: (() => Promise<DigestSigner>) | undefined
   if (signingKeyFile !== undefined) {
     try {
       signer = ed25519Signer(await readFile(signingKeyFile))
@@ -25,13 +27,21 @@ export default fp(async function digestPlugin (app) {
     const { region, credentials } = app.config.s3
     const kms = new KMSClient({ region, ...(credentials !== undefined && { credentials }) })
     app.addHook('onClose', async () => kms.destroy())
-    signer = kmsSigner(kms, kmsKeyId)
-    app.log.info({ keyId: signer.keyId }, 'digests are signed with an AWS KMS key')
+    kmsPending = async () => await kmsSigner(kms, kmsKeyId)
   } else {
     app.log.warn('digests are chained but unsigned: set DIGEST_SIGNING_KEY_FILE or DIGEST_KMS_KEY_ID so that they prove who wrote them')
   }
 
   const deps: DigestJobDeps = { store: app.store, owner: randomUUID(), lookbackHours, log: app.log, ...(signer !== undefined && { signer }) }
+  const run = async (): Promise<void> => {
+    if (kmsPending !== undefined) {
+      deps.signer = await kmsPending()
+      kmsPending = undefined
+      app.log.info({ keyId: deps.signer.keyId }, 'digests are signed with an AWS KMS key')
+    }
+    const result = await runDigestJob(deps, Date.now(), controller.signal)
+    if (result.written.length > 0) app.log.info({ digests: result.written.length }, 'digests written')
+  }
   const controller = new AbortController()
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> | undefined
@@ -40,9 +50,7 @@ export default fp(async function digestPlugin (app) {
   const schedule = (delayMs: number): void => {
     if (closing) return
     timer = setTimeout(() => {
-      running = runDigestJob(deps, Date.now(), controller.signal).then((result) => {
-        if (result.written.length > 0) app.log.info({ digests: result.written.length }, 'digests written')
-      }, (err: unknown) => {
+      running = run().catch((err: unknown) => {
         app.log.error({ err }, 'digest: the run failed; the next one retries')
       }).finally(() => {
         running = undefined

@@ -1,7 +1,7 @@
 // What signs and verifies the hourly digests: an Ed25519 key (node:crypto) or an AWS KMS
 // asymmetric key. Verifying needs the public key only.
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
-import { KMSClient, SignCommand } from '@aws-sdk/client-kms'
+import { GetPublicKeyCommand, SignCommand, type KMSClient } from '@aws-sdk/client-kms'
 
 export interface DigestSigner {
   /** Names the key in each digest, so that a verifier knows which public key to use. */
@@ -27,19 +27,28 @@ export function ed25519Signer (pem: string | Buffer): DigestSigner {
   }
 }
 
+/** The largest message KMS signs as RAW; above it, the SHA-256 is sent (MessageType DIGEST). */
+export const KMS_RAW_MAX_BYTES = 4096
+
 /**
- * Signs with KMS over the SHA-256 of the bytes (MessageType DIGEST: digests can outgrow the
- * 4 KiB a RAW message may have). ECDSA_SHA_256 needs an ECC_NIST_P256 key.
+ * Signs with KMS: the bytes themselves up to 4 KiB, their SHA-256 beyond (KMS's limit for RAW);
+ * either way the result is an ECDSA_SHA_256 signature of the bytes. Needs an ECC_NIST_P256 key.
  */
-export function kmsSigner (client: KMSClient, keyId: string, algorithm: 'ECDSA_SHA_256' = 'ECDSA_SHA_256'): DigestSigner {
+export async function kmsSigner (client: KMSClient, keyId: string, algorithm: 'ECDSA_SHA_256' = 'ECDSA_SHA_256'): Promise<DigestSigner> {
+  // The key id in the digests is that of the public key, which is all a verifier holds.
+  const res = await client.send(new GetPublicKeyCommand({ KeyId: keyId }))
+  if (res.PublicKey === undefined) throw new Error('KMS returned no public key')
+  const publicKey = createPublicKey({ key: Buffer.from(res.PublicKey), format: 'der', type: 'spki' })
+  if (publicKey.asymmetricKeyType !== 'ec') throw new Error('the digest KMS key must be an ECC_NIST_P256 signing key')
   return {
-    keyId: `kms:${keyId}`,
+    keyId: publicKeyId(publicKey),
     algorithm,
     async sign (bytes) {
       const res = await client.send(new SignCommand({
         KeyId: keyId,
-        Message: createHash('sha256').update(bytes).digest(),
-        MessageType: 'DIGEST',
+        ...(bytes.byteLength <= KMS_RAW_MAX_BYTES
+          ? { Message: bytes, MessageType: 'RAW' as const }
+          : { Message: createHash('sha256').update(bytes).digest(), MessageType: 'DIGEST' as const }),
         SigningAlgorithm: algorithm
       }))
       if (res.Signature === undefined) throw new Error('KMS returned no signature')
