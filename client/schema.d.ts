@@ -187,7 +187,7 @@ export interface components {
                  * @example AlertNotFoundError
                  * @enum {string}
                  */
-                type: "WebhookDataError" | "DateParseError" | "RequestValidationError" | "SNSMessageInvalidError" | "AuthenticationError" | "AuthorizationError" | "SNSSignatureError" | "AlertNotFoundError" | "RouteNotFoundError" | "PayloadTooLargeError" | "UnsupportedMediaTypeError" | "UnexpectedException" | "ThreatStackRequestError" | "ThreatStackAPIError" | "S3ClientError" | "ServiceUnavailableError";
+                type: "WebhookDataError" | "DateParseError" | "RequestValidationError" | "SNSMessageInvalidError" | "AuthenticationError" | "AuthorizationError" | "SNSSignatureError" | "AlertNotFoundError" | "RouteNotFoundError" | "PayloadTooLargeError" | "UnsupportedMediaTypeError" | "UnexpectedException" | "ThreatStackRequestError" | "ThreatStackAPIError" | "S3ClientError" | "ArchiveIntegrityError" | "ServiceUnavailableError";
                 message: string;
                 requestId: string;
                 /** @description Which input broke which rule */
@@ -708,7 +708,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3. */
+            /** @description `S3ClientError`: any failure talking to S3. `ArchiveIntegrityError`: a stored object failed its checksum (changed or damaged in the bucket). */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -1190,7 +1190,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3. */
+            /** @description `S3ClientError`: any failure talking to S3. `ArchiveIntegrityError`: a stored object failed its checksum (changed or damaged in the bucket). */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -1388,7 +1388,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3. */
+            /** @description `S3ClientError`: any failure talking to S3. `ArchiveIntegrityError`: a stored object failed its checksum (changed or damaged in the bucket). */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -1870,7 +1870,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3. */
+            /** @description `S3ClientError`: any failure talking to S3. `ArchiveIntegrityError`: a stored object failed its checksum (changed or damaged in the bucket). */
             502: {
                 headers: {
                     [name: string]: unknown;

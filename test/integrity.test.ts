@@ -2,25 +2,36 @@
 // If-None-Match, stores SHA-256 checksums and refuses to delete a locked version.
 import t from 'tap'
 import {
-  DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand,
+  CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand,
   type S3Client
 } from '@aws-sdk/client-s3'
 import { createHash } from 'node:crypto'
 import { build, BEARER } from './helpers/build.js'
-import { MOTO_CREDENTIALS, startMoto, withMoto } from './helpers/moto.js'
+import { MOTO_CREDENTIALS, startMoto, withMoto, type Moto } from './helpers/moto.js'
 import { sample } from './helpers/metrics.js'
 import { assertNoLeak } from './helpers/leaks.js'
 
-const BUCKET = 'integrity-archive'
-const LOCKED = 'integrity-locked'
+let BUCKET = 'integrity-archive-0'
+let LOCKED = 'integrity-locked-0'
+let runs = 0
 const sha = (body: string): string => createHash('sha256').update(body).digest('base64')
 
-async function motoApp (t: any, executable: string, env: Record<string, string> = {}, bucket = BUCKET): Promise<{ app: Awaited<ReturnType<typeof build>>, s3: S3Client }> {
-  const moto = await startMoto(t, executable, [{ name: BUCKET }, { name: LOCKED, objectLock: true }])
-  const built = await build(t, {
+// One moto for the whole file (it starts in seconds, which adds up on a busy machine); each test
+// gets buckets of its own.
+let shared: Promise<Moto> | undefined
+
+async function motoApp (_t: any, executable: string, env: Record<string, string> = {}, locked = false): Promise<{ app: Awaited<ReturnType<typeof build>>, s3: S3Client }> {
+  shared ??= startMoto(t, executable, [])
+  const moto = await shared
+  runs++
+  BUCKET = `integrity-archive-${runs}`
+  LOCKED = `integrity-locked-${runs}`
+  await moto.client.send(new CreateBucketCommand({ Bucket: BUCKET }))
+  await moto.client.send(new CreateBucketCommand({ Bucket: LOCKED, ObjectLockEnabledForBucket: true }))
+  const built = await build(_t, {
     env: {
       AWS_ENDPOINT_URL_S3: moto.endpoint,
-      TS_AWS_S3_BUCKET: bucket,
+      TS_AWS_S3_BUCKET: locked ? LOCKED : BUCKET,
       AWS_ACCESS_KEY_ID: MOTO_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: MOTO_CREDENTIALS.secretAccessKey,
       ...env
@@ -107,7 +118,7 @@ await withMoto(t, 'an object without a checksum (as the Python service wrote the
 
 await withMoto(t, 'with S3_OBJECT_LOCK_MODE and _DAYS every object is retained; a locked version cannot be deleted', async (t, executable) => {
   const before = Date.now()
-  const { app: { app, logs }, s3 } = await motoApp(t, executable, { S3_OBJECT_LOCK_MODE: 'GOVERNANCE', S3_OBJECT_LOCK_DAYS: '2' }, LOCKED)
+  const { app: { app, logs }, s3 } = await motoApp(t, executable, { S3_OBJECT_LOCK_MODE: 'GOVERNANCE', S3_OBJECT_LOCK_DAYS: '2' }, true)
   t.equal((await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { alerts: [ALERT] } })).statusCode, 200)
   for (const key of [RECORD_KEY, ALERT_KEY]) {
     // moto's GetObjectRetention answers unparseable XML; HeadObject carries the same two fields.
@@ -125,7 +136,7 @@ await withMoto(t, 'with S3_OBJECT_LOCK_MODE and _DAYS every object is retained; 
 })
 
 await withMoto(t, 'the start-up check logs when the bucket and the lock settings disagree', async (t, executable) => {
-  const { app: { logs } } = await motoApp(t, executable, { S3_OBJECT_LOCK_MODE: 'COMPLIANCE', S3_OBJECT_LOCK_DAYS: '1' }, BUCKET)
+  const { app: { logs } } = await motoApp(t, executable, { S3_OBJECT_LOCK_MODE: 'COMPLIANCE', S3_OBJECT_LOCK_DAYS: '1' })
   const line = logs.find((l) => String(l.msg).includes('Object Lock'))
   t.ok(line, 'a line at start-up')
   t.match(String(line?.msg), /not enabled on the bucket/)
@@ -133,7 +144,7 @@ await withMoto(t, 'the start-up check logs when the bucket and the lock settings
 })
 
 await withMoto(t, 'without lock settings on a locked bucket, the start-up check says the bucket\'s default retention applies', async (t, executable) => {
-  const { app: { logs } } = await motoApp(t, executable, {}, LOCKED)
+  const { app: { logs } } = await motoApp(t, executable, {}, true)
   const line = logs.find((l) => String(l.msg).includes('Object Lock'))
   t.ok(line)
   t.equal(line?.level, 40, 'a warning')
