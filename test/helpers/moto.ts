@@ -42,7 +42,7 @@ export interface Moto {
 async function stop (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = once(child, 'exit')
-  child.kill('SIGTERM')
+  child.stdin?.end()
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
   await exited
   clearTimeout(timer)
@@ -50,7 +50,10 @@ async function stop (child: ChildProcess): Promise<void> {
 
 /** Starts moto_server on 127.0.0.1 (a free port), waits until it answers, creates the buckets. */
 export async function startMoto (t: Tap, executable: string, buckets: Array<{ name: string, objectLock?: boolean }>): Promise<Moto> {
-  const child = spawn(executable, ['-H', '127.0.0.1', '-p', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  // Through a shell that stops moto when its stdin closes: when this process is killed (a tap
+  // timeout skips teardowns), the pipe closes with it and no moto_server is left behind.
+  const watchdog = '"$0" -H 127.0.0.1 -p 0 & m=$!; trap \'kill $m 2>/dev/null\' EXIT TERM; read _; kill $m; wait $m'
+  const child = spawn('sh', ['-c', watchdog, executable], { stdio: ['pipe', 'pipe', 'pipe'] })
   t.teardown(async () => stop(child))
   let output = ''
   const port = await new Promise<number>((resolve, reject) => {
