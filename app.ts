@@ -15,6 +15,8 @@ import validationPlugin from './plugins/validation.js'
 import bodyPlugin from './plugins/body.js'
 import formQueryPlugin from './plugins/form-query.js'
 import s3Plugin from './plugins/s3.js'
+import integrityPlugin from './plugins/integrity.js'
+import digestPlugin from './plugins/digest.js'
 import threatstackPlugin from './plugins/threatstack.js'
 import snsPlugin from './plugins/sns.js'
 import authPlugin from './plugins/auth.js'
@@ -147,6 +149,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(bodyPlugin)
   await fastify.register(formQueryPlugin)
   await fastify.register(s3Plugin)
+  await fastify.register(integrityPlugin)
+  await fastify.register(digestPlugin)
   await fastify.register(threatstackPlugin)
   await fastify.register(snsPlugin, { ...(opts.snsDispatcher !== undefined && { dispatcher: opts.snsDispatcher }) })
   await fastify.register(authPlugin)

@@ -71,7 +71,14 @@ export const EnvSchema = Type.Object({
   LOAD_MAX_RSS_BYTES: str('a size in bytes (0: off)', INT),
   LOAD_MAX_IN_FLIGHT_WEBHOOKS: str('a number of requests', INT),
   LOAD_RETRY_AFTER_SECONDS: str('seconds', INT),
-  STATUS_CACHE_MS: str('milliseconds', INT)
+  STATUS_CACHE_MS: str('milliseconds', INT),
+  // Integrity: Object Lock retention, digest signing, the periodic digest job.
+  S3_OBJECT_LOCK_MODE: str('"GOVERNANCE" or "COMPLIANCE"', '^(GOVERNANCE|COMPLIANCE)$'),
+  S3_OBJECT_LOCK_DAYS: str('a number of days (at least 1)', INT),
+  DIGEST_SIGNING_KEY_FILE: str('the path of an Ed25519 private key (PEM)'),
+  DIGEST_KMS_KEY_ID: str('a KMS key id, alias or ARN', '^[A-Za-z0-9:/_-]{1,2048}$'),
+  SWEEP_INTERVAL_S: str('seconds (0: off)', INT),
+  SWEEP_LOOKBACK_HOURS: str('a number of hours', INT)
 })
 
 type EnvName = keyof typeof EnvSchema.properties
@@ -139,6 +146,17 @@ export interface Config {
   archive: { concurrency: number }
   search: { concurrency: number }
   status: { timeoutMs: number, cacheMs: number }
+  integrity: {
+    /** Retention put on every object written; absent: none from us (the bucket's default may apply). */
+    lock?: { mode: 'GOVERNANCE' | 'COMPLIANCE', days: number }
+    /** What signs the hourly digests; neither: chained but unsigned. */
+    signingKeyFile?: string
+    kmsKeyId?: string
+    /** Seconds between digest runs; 0: off. */
+    intervalS: number
+    /** How far back, in hours, late objects get a supplement digest. */
+    lookbackHours: number
+  }
   load: {
     maxEventLoopDelayMs: number
     maxEventLoopUtilization: number
@@ -252,6 +270,23 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
     ...(env.S3_OBJECT_TAGS !== undefined && { Tagging: env.S3_OBJECT_TAGS })
   }
 
+  // Integrity settings.
+  const { S3_OBJECT_LOCK_MODE: lockMode, S3_OBJECT_LOCK_DAYS: lockDays } = env
+  if ((lockMode === undefined) !== (lockDays === undefined)) {
+    throw new ConfigError(lockMode === undefined ? 'S3_OBJECT_LOCK_MODE' : 'S3_OBJECT_LOCK_DAYS',
+      'is required when ' + (lockMode === undefined ? 'S3_OBJECT_LOCK_DAYS' : 'S3_OBJECT_LOCK_MODE') + ' is set (a retention needs both)')
+  }
+  if (env.DIGEST_SIGNING_KEY_FILE !== undefined && env.DIGEST_KMS_KEY_ID !== undefined) {
+    throw new ConfigError('DIGEST_KMS_KEY_ID', 'cannot be set together with DIGEST_SIGNING_KEY_FILE (one signer)')
+  }
+  const integrity: Config['integrity'] = {
+    ...(lockMode !== undefined && { lock: { mode: lockMode as 'GOVERNANCE' | 'COMPLIANCE', days: int('S3_OBJECT_LOCK_DAYS', 1, 1, 36_500) } }),
+    ...(env.DIGEST_SIGNING_KEY_FILE !== undefined && { signingKeyFile: env.DIGEST_SIGNING_KEY_FILE }),
+    ...(env.DIGEST_KMS_KEY_ID !== undefined && { kmsKeyId: env.DIGEST_KMS_KEY_ID }),
+    intervalS: int('SWEEP_INTERVAL_S', 60, 0, 86_400),
+    lookbackHours: int('SWEEP_LOOKBACK_HOURS', 48, 1, 24 * 366)
+  }
+
   const topicArns = list(env.SNS_TOPIC_ARNS)
   const level = env.TS_DEBUG !== undefined ? 'debug' : env.LOG_LEVEL ?? 'info'
 
@@ -320,6 +355,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       timeoutMs: int('STATUS_TIMEOUT_MS', 2000, 100),
       cacheMs: int('STATUS_CACHE_MS', 5000, 0)
     },
+    integrity,
     load: {
       maxEventLoopDelayMs: int('LOAD_MAX_EVENT_LOOP_DELAY_MS', 1000, 0),
       maxEventLoopUtilization: env.LOAD_MAX_EVENT_LOOP_UTILIZATION === undefined ? 0.98 : Number(env.LOAD_MAX_EVENT_LOOP_UTILIZATION),

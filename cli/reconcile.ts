@@ -69,7 +69,7 @@ const show = (p: ReconcileProgress, final = false): void => {
 }
 
 try {
-  const result = await reconcile({ store: storeOf(config.s3, s3), threatstack, concurrency }, range, show)
+  const result = await reconcile({ store: storeOf(config.s3, s3, config.integrity.lock !== undefined ? { lock: config.integrity.lock } : {}), threatstack, concurrency }, range, show)
   show(result, true)
   process.stdout.write(`checked: ${result.checked}\nrepaired: ${result.repaired}\nstill missing: ${result.stillMissing.length}\n`)
   for (const { id, reason } of result.stillMissing) process.stdout.write(`  ${id}  ${reason}\n`)

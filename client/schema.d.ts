@@ -228,7 +228,7 @@ export interface components {
                  * @example AlertNotFoundError
                  * @enum {string}
                  */
-                type: "DateParseError" | "RequestValidationError" | "SNSMessageInvalidError" | "WebhookDataError" | "AuthenticationError" | "AuthorizationError" | "SNSSignatureError" | "AlertNotFoundError" | "RouteNotFoundError" | "RequestTimeoutError" | "PayloadTooLargeError" | "UnsupportedMediaTypeError" | "UnexpectedException" | "S3ClientError" | "ThreatStackAPIError" | "ThreatStackRequestError" | "ServiceUnavailableError";
+                type: "DateParseError" | "RequestValidationError" | "SNSMessageInvalidError" | "WebhookDataError" | "AuthenticationError" | "AuthorizationError" | "SNSSignatureError" | "AlertNotFoundError" | "RouteNotFoundError" | "RequestTimeoutError" | "PayloadTooLargeError" | "UnsupportedMediaTypeError" | "UnexpectedException" | "ArchiveIntegrityError" | "S3ClientError" | "ThreatStackAPIError" | "ThreatStackRequestError" | "ServiceUnavailableError";
                 message: string;
                 requestId: string;
                 /** @description Which input broke which rule */
@@ -1176,7 +1176,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket); the log names the key, the reply shows nothing of the object. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -1700,7 +1700,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket); the log names the key, the reply shows nothing of the object. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -1917,7 +1917,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket); the log names the key, the reply shows nothing of the object. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -2441,7 +2441,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket); the log names the key, the reply shows nothing of the object. */
             502: {
                 headers: {
                     [name: string]: unknown;

@@ -10,6 +10,10 @@ export interface Metrics {
   registry: Registry
   archived: Counter
   shed: Counter
+  /** Write-once PUTs that found the object archived already, by object kind. */
+  duplicates: Counter<'object'>
+  /** Those whose offered body differed from the stored one (the stored one is kept). */
+  conflicts: Counter<'object'>
   /** What the upstream clients report to. */
   observer: (upstream: Upstream) => UpstreamObserver
   /** The archive's completeness: webhooks in, enrichment owed, backfill, what is still missing. */
@@ -40,6 +44,8 @@ export function createMetrics (): Metrics {
   collectDefaultMetrics({ register: registry, prefix: PREFIX })
   const archived = new Counter({ name: `${PREFIX}alerts_archived_total`, help: 'Alerts whose webhook record and full alert are both stored', registers: [registry] })
   const shed = new Counter({ name: `${PREFIX}requests_shed_total`, help: 'Requests answered 503 to shed load', registers: [registry] })
+  const duplicates = new Counter({ name: `${PREFIX}duplicates_total`, help: 'Objects offered again once archived (a re-delivery, a retry, a backfill); nothing is overwritten', labelNames: ['object'] as const, registers: [registry] })
+  const conflicts = new Counter({ name: `${PREFIX}conflicts_total`, help: 'Duplicates whose body differed from the archived one; the archived one is kept', labelNames: ['object'] as const, registers: [registry] })
   const upstreamRequests = new Counter({
     name: `${PREFIX}upstream_requests_total`,
     help: 'Calls to S3 and Threat Stack, by outcome',
@@ -71,6 +77,8 @@ export function createMetrics (): Metrics {
     archived,
     shed,
     completeness,
+    duplicates,
+    conflicts,
     observer: (upstream) => ({
       request (outcome, seconds) {
         upstreamRequests.inc({ upstream, outcome })

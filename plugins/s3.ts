@@ -7,6 +7,7 @@ import { Agent as HttpsAgent } from 'node:https'
 import { performance } from 'node:perf_hooks'
 import type { Config } from '../config.js'
 import { isThrottling, type Store } from '../services/storage.js'
+import { markLateObject } from '../services/digest.js'
 import type { UpstreamObserver } from '../services/threatstack.js'
 
 declare module 'fastify' {
@@ -20,11 +21,11 @@ declare module 'fastify' {
 }
 
 /**
- * The archive over `s3`: at most `maxSockets` S3 calls under way. Ingest, the sweeper and the
- * CLIs use it; the read routes use readStoreOf's, whose slots come on top, so that however many
- * searches run, a webhook never waits behind them for a socket.
+ * The archive over `s3`: at most `slots` S3 calls under way (`maxSockets` by default). Ingest,
+ * the sweeper and the CLIs use it; the read routes use readStoreOf's, whose slots come on top,
+ * so that however many searches run, a webhook never waits behind them for a socket.
  */
-export function storeOf (cfg: Config['s3'], s3: S3Client, slots = cfg.maxSockets): Store {
+export function storeOf (cfg: Config['s3'], s3: S3Client, extra: Pick<Store, 'lock' | 'onExisting' | 'onCreated'> = {}, slots = cfg.maxSockets): Store {
   const limit = pLimit(slots)
   return {
     s3,
@@ -32,13 +33,21 @@ export function storeOf (cfg: Config['s3'], s3: S3Client, slots = cfg.maxSockets
     prefix: cfg.prefix,
     ...(cfg.write !== undefined && { write: cfg.write }),
     ...(cfg.budgetMs !== undefined && { budgetMs: cfg.budgetMs }),
-    limit: async (call) => await limit(call)
+    limit: async (call) => await limit(call),
+    ...extra
   }
 }
 
 /** The archive for the read routes: `readMaxSockets` S3 calls under way, apart from storeOf's. */
 export function readStoreOf (cfg: Config['s3'], s3: S3Client): Store {
-  return storeOf(cfg, s3, cfg.readMaxSockets ?? cfg.maxSockets)
+  return storeOf(cfg, s3, {}, cfg.readMaxSockets ?? cfg.maxSockets)
+}
+
+/** What kind of archived object a key names, and the id in it: for metrics and logs, never the key itself. */
+export function describeKey (prefix: string, key: string): { object: string, id: string } {
+  const relative = prefix === '' ? key : key.slice(prefix.length + 1)
+  const object = relative.startsWith('webhooks/') ? 'webhook' : relative.startsWith('alerts/') ? 'alert' : relative.startsWith('digests/') ? 'digest' : 'other'
+  return { object, id: relative.split('/').at(-1) ?? '' }
 }
 
 /** Reports each S3 command (its retries included) to the observer: outcome, duration, retries. */
@@ -95,7 +104,26 @@ export function createS3Client (cfg: Config['s3'], observer?: UpstreamObserver):
 export default fp(async function s3Plugin (app) {
   const client = createS3Client(app.config.s3, app.metrics.observer('s3'))
   app.decorate('s3', client)
-  app.decorate('store', storeOf(app.config.s3, client))
+  const { prefix } = app.config.s3
+  const store: Store = storeOf(app.config.s3, client, {
+    ...(app.config.integrity.lock !== undefined && { lock: app.config.integrity.lock }),
+    onExisting (key, conflict) {
+      const { object, id } = describeKey(prefix, key)
+      app.metrics.duplicates.inc({ object })
+      if (!conflict) return
+      app.metrics.conflicts.inc({ object })
+      app.log.warn({ object, id }, 'an archived object was offered again with a different body; the archived one is kept')
+    },
+    ...(app.config.integrity.intervalS > 0 && {
+      onCreated (key: string) {
+        // An object of an hour the digest job no longer looks at: mark the hour for a supplement digest.
+        markLateObject(store, key, app.config.integrity.lookbackHours).catch((err: unknown) => {
+          app.log.warn({ err, ...describeKey(prefix, key) }, 'digest: could not mark a late object\'s hour; verify will show it as added')
+        })
+      }
+    })
+  })
+  app.decorate('store', store)
   app.decorate('readStore', readStoreOf(app.config.s3, client))
   app.addHook('onClose', async () => client.destroy())
 }, { name: 's3', decorators: { fastify: ['config', 'metrics'] }, fastify: '5.x' })

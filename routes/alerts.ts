@@ -91,7 +91,7 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
           description: 'Not modified: If-None-Match holds this alert\'s ETag (an archived alert never changes).',
           headers: CACHE_HEADERS
         }),
-        ...errorResponses('RequestValidationError', 'AuthenticationError', 'AuthorizationError', 'AlertNotFoundError', 'S3ClientError')
+        ...errorResponses('RequestValidationError', 'AuthenticationError', 'AuthorizationError', 'AlertNotFoundError', 'S3ClientError', 'ArchiveIntegrityError')
       }
     }
   }, async (request, reply) => {
@@ -115,7 +115,7 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: {
         200: SearchReplySchema,
         ...errorResponses('DateParseError', 'RequestValidationError', 'AuthenticationError', 'AuthorizationError',
-          'RequestTimeoutError', 'PayloadTooLargeError', 'S3ClientError')
+          'RequestTimeoutError', 'PayloadTooLargeError', 'S3ClientError', 'ArchiveIntegrityError')
       }
     }
   }, async (request, reply) => {

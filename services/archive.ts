@@ -3,7 +3,7 @@ import pLimit from 'p-limit'
 import { createdAtMs, type Alert } from '../schemas/alert.js'
 import { WebhookDataError } from '../errors/index.js'
 import { ALERT_ID, alertKey, webhookKey } from './keys.js'
-import { putBody, putJson, type Store } from './storage.js'
+import { putJson, putOnce, type Store } from './storage.js'
 import { putIndexEntry } from './search-index.js'
 import { fetchAlert, type ThreatStackClient } from './threatstack.js'
 
@@ -45,7 +45,7 @@ export function assertArchivable (alerts: Alert[]): void {
 export async function archiveAlert (deps: ArchiveDeps, alert: Alert, record: string = JSON.stringify(alert)): Promise<void> {
   assertArchivable([alert])
   const { store } = deps
-  const stored = putBody(store, webhookKey(store.prefix, alert.id, createdAtMs(alert)), record)
+  const stored = putOnce(store, webhookKey(store.prefix, alert.id, createdAtMs(alert)), record)
   const results = await Promise.allSettled([
     stored,
     fetchAlert(deps.threatstack, alert.id).then(async (full) => {

@@ -1,10 +1,11 @@
 // JSON objects in S3. This is where every SDK failure becomes an S3ClientError.
 import {
   GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3ServiceException,
-  type S3Client
+  type PutObjectCommandInput, type S3Client
 } from '@aws-sdk/client-s3'
-import { S3ClientError } from '../errors/index.js'
+import { ArchiveIntegrityError, S3ClientError } from '../errors/index.js'
 import type { S3WriteOptions } from '../config.js'
+import { isFullObjectChecksum, retention, sha256Base64, type ObjectLockSettings } from './checksum.js'
 
 export interface Store {
   s3: S3Client
@@ -21,6 +22,12 @@ export interface Store {
   limit?: <T>(call: () => Promise<T>) => Promise<T>
   /** Total time of one call, from its wait for a slot to its body read; DEFAULT_S3_BUDGET_MS when absent. */
   budgetMs?: number
+  /** S3 Object Lock retention put on every object written. */
+  lock?: ObjectLockSettings
+  /** Told when a write-once PUT found its key taken; `conflict`: the stored body differs from the one offered. */
+  onExisting?: (key: string, conflict: boolean) => void
+  /** Told of each object a write-once PUT created. */
+  onCreated?: (key: string) => void
 }
 
 /** S3_BUDGET_MS's default, for stores built without a configuration. */
@@ -75,13 +82,13 @@ async function call<T> (store: Store, fn: (signal: AbortSignal) => Promise<T>, c
   }
 }
 
-/** The body as text; destroyed (with its socket) if the call is aborted while it arrives. */
-async function bodyText (body: { transformToString: (encoding?: string) => Promise<string>, destroy?: () => void } | undefined, signal: AbortSignal): Promise<string> {
-  if (body === undefined) return ''
+/** The body's bytes; destroyed (with its socket) if the call is aborted while they arrive. */
+async function bodyBytes (body: { transformToByteArray: () => Promise<Uint8Array>, destroy?: () => void } | undefined, signal: AbortSignal): Promise<Uint8Array> {
+  if (body === undefined) return new Uint8Array()
   const destroy = (): void => { body.destroy?.() }
   signal.addEventListener('abort', destroy, { once: true })
   try {
-    return await body.transformToString('utf-8')
+    return await body.transformToByteArray()
   } finally {
     signal.removeEventListener('abort', destroy)
   }
@@ -107,42 +114,105 @@ function isNoSuchKey (err: unknown): boolean {
 }
 
 /**
- * Writes `value` as a JSON object. Serializing happens before any S3 call, so a value that
- * cannot be serialized is never reported as a failure of S3. @throws S3ClientError
+ * The one PutObject of the archive: written once (`If-None-Match: *`), with the SHA-256 of the
+ * buffered body as a header (never aws-chunked, which some S3-compatible servers store as data),
+ * and the Object Lock retention when one is configured (a locked bucket refuses a PUT without a checksum).
  */
-export async function putJson (store: Store, key: string, value: unknown, signal?: AbortSignal): Promise<void> {
-  await putBody(store, key, JSON.stringify(value), signal)
-}
-
-/** Writes `body`, JSON text kept byte for byte, as a JSON object. @throws S3ClientError */
-export async function putBody (store: Store, key: string, body: string | Buffer, signal?: AbortSignal): Promise<void> {
-  try {
-    await call(store, async (deadline) => store.s3.send(new PutObjectCommand({
-      Bucket: store.bucket,
-      Key: key,
-      Body: body,
-      ContentType: 'application/json',
-      ...store.write
-    }), { abortSignal: deadline }), signal)
-  } catch (err) {
-    throw toS3ClientError(err)
+export function putObjectInput (store: Store, key: string, body: string | Uint8Array, contentType = 'application/json'): PutObjectCommandInput {
+  return {
+    Bucket: store.bucket,
+    Key: key,
+    Body: body,
+    ContentType: contentType,
+    IfNoneMatch: '*',
+    ChecksumAlgorithm: 'SHA256',
+    ChecksumSHA256: sha256Base64(body),
+    ...store.write,
+    ...(store.lock !== undefined && retention(store.lock))
   }
 }
 
-/** Reads a JSON object; undefined when there is no such key. @throws S3ClientError */
-export async function getJson (store: Store, key: string, signal?: AbortSignal): Promise<unknown> {
-  let text: string
+/** created: stored now; duplicate: the same bytes were archived already; conflict: other bytes were, and they stay. */
+export type PutOutcome = 'created' | 'duplicate' | 'conflict'
+
+function isPreconditionFailed (err: unknown): boolean {
+  return err instanceof S3ServiceException && (err.name === 'PreconditionFailed' || err.$metadata?.httpStatusCode === 412)
+}
+
+/**
+ * Writes `body` under `key` unless the key is taken; what is archived is never replaced.
+ * @throws S3ClientError
+ */
+export async function putOnce (store: Store, key: string, body: string | Uint8Array, signal?: AbortSignal): Promise<PutOutcome> {
   try {
-    text = await call(store, async (deadline) => {
-      const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: deadline })
-      return await bodyText(res.Body, deadline)
+    await call(store, async (deadline) => store.s3.send(new PutObjectCommand(putObjectInput(store, key, body)), { abortSignal: deadline }), signal)
+    store.onCreated?.(key)
+    return 'created'
+  } catch (err) {
+    if (!isPreconditionFailed(err)) throw toS3ClientError(err)
+  }
+  const stored = await storedChecksum(store, key, signal)
+  const same = stored === sha256Base64(body)
+  store.onExisting?.(key, !same)
+  return same ? 'duplicate' : 'conflict'
+}
+
+/** The SHA-256 (base64) of a stored object: its stored checksum when it has one, else of its bytes. */
+async function storedChecksum (store: Store, key: string, signal?: AbortSignal): Promise<string | undefined> {
+  try {
+    const head = await call(store, async (deadline) => store.s3.send(new HeadObjectCommand({ Bucket: store.bucket, Key: key, ChecksumMode: 'ENABLED' }), { abortSignal: deadline }), signal)
+    if (isFullObjectChecksum(head.ChecksumSHA256, head.ChecksumType)) return head.ChecksumSHA256
+  } catch (err) {
+    throw toS3ClientError(err)
+  }
+  const read = await getBytes(store, key, signal)
+  return read === undefined ? undefined : sha256Base64(read)
+}
+
+/**
+ * Writes `value` as a JSON object, once. Serializing happens before any S3 call, so a value that
+ * cannot be serialized is never reported as a failure of S3. @throws S3ClientError
+ */
+export async function putJson (store: Store, key: string, value: unknown, signal?: AbortSignal): Promise<PutOutcome> {
+  return await putOnce(store, key, JSON.stringify(value), signal)
+}
+
+function isChecksumMismatch (err: unknown): boolean {
+  // The SDK checks the body against x-amz-checksum-sha256 itself when ChecksumMode is ENABLED.
+  return err instanceof Error && !(err instanceof S3ServiceException) && err.message.startsWith('Checksum mismatch')
+}
+
+/**
+ * Reads an object's bytes, checked against its stored SHA-256 when it has one (objects
+ * written without a checksum, as the Python service's were, are read as they are).
+ * @returns undefined when there is no such key.
+ * @throws ArchiveIntegrityError when the bytes do not match their checksum | S3ClientError
+ */
+export async function getBytes (store: Store, key: string, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+  let read: { body: Uint8Array, checksum: string | undefined, type: string | undefined }
+  try {
+    read = await call(store, async (deadline) => {
+      const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key, ChecksumMode: 'ENABLED' }), { abortSignal: deadline })
+      const body = await bodyBytes(res.Body, deadline)
+      return { body, checksum: res.ChecksumSHA256, type: res.ChecksumType }
     }, signal)
   } catch (err) {
     if (isNoSuchKey(err)) return undefined
+    if (isChecksumMismatch(err)) throw new ArchiveIntegrityError({ cause: new Error(`Object ${key} does not match its stored checksum`, { cause: err }) })
     throw toS3ClientError(err)
   }
+  if (isFullObjectChecksum(read.checksum, read.type) && sha256Base64(read.body) !== read.checksum) {
+    throw new ArchiveIntegrityError({ cause: new Error(`Object ${key} does not match its stored checksum`) })
+  }
+  return read.body
+}
+
+/** Reads a JSON object; undefined when there is no such key. @throws ArchiveIntegrityError | S3ClientError */
+export async function getJson (store: Store, key: string, signal?: AbortSignal): Promise<unknown> {
+  const bytes = await getBytes(store, key, signal)
+  if (bytes === undefined) return undefined
   try {
-    return JSON.parse(text)
+    return JSON.parse(Buffer.from(bytes).toString('utf-8'))
   } catch (err) {
     // The object exists but S3 gave back something that is not JSON: a failure of the store, not of the caller.
     throw new S3ClientError({ cause: new Error(`Object ${key} is not JSON`, { cause: err }) })

@@ -168,3 +168,17 @@ t.test('production knobs: retries, load shedding, S3 write options', async (t) =
   rejects(t, { ...base, THREATSTACK_RETRIES: '11' }, 'THREATSTACK_RETRIES')
   rejects(t, { ...base, S3_RETRY_MODE: 'legacy' }, 'S3_RETRY_MODE')
 })
+
+t.test('integrity: Object Lock needs mode and days together; one digest signer', async (t) => {
+  const config = loadConfig({ ...base, S3_OBJECT_LOCK_MODE: 'COMPLIANCE', S3_OBJECT_LOCK_DAYS: '365' })
+  t.same(config.integrity.lock, { mode: 'COMPLIANCE', days: 365 })
+  t.equal(loadConfig(base).integrity.lock, undefined)
+  t.equal(loadConfig(base).integrity.intervalS, 60)
+  t.equal(loadConfig(base).integrity.lookbackHours, 48)
+  rejects(t, { ...base, S3_OBJECT_LOCK_MODE: 'GOVERNANCE' }, 'S3_OBJECT_LOCK_DAYS')
+  rejects(t, { ...base, S3_OBJECT_LOCK_DAYS: '3' }, 'S3_OBJECT_LOCK_MODE')
+  rejects(t, { ...base, S3_OBJECT_LOCK_MODE: 'GOVERNANCE', S3_OBJECT_LOCK_DAYS: '0' }, 'S3_OBJECT_LOCK_DAYS')
+  rejects(t, { ...base, S3_OBJECT_LOCK_MODE: 'governance', S3_OBJECT_LOCK_DAYS: '3' }, 'S3_OBJECT_LOCK_MODE')
+  rejects(t, { ...base, DIGEST_SIGNING_KEY_FILE: '/k.pem', DIGEST_KMS_KEY_ID: 'alias/digests' }, 'DIGEST_KMS_KEY_ID')
+  t.equal(loadConfig({ ...base, SWEEP_INTERVAL_S: '0' }).integrity.intervalS, 0)
+})

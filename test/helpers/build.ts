@@ -75,7 +75,9 @@ export async function startUpstreams (t: Tap, options: { hawk?: boolean } = {}):
     // test/plugins/load.test.ts turns it on where it is the subject.
     LOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
     LOAD_MAX_EVENT_LOOP_UTILIZATION: '0',
-    LOG_LEVEL: 'silent'
+    LOG_LEVEL: 'silent',
+    // The periodic digest job writes to the bucket; the tests that are about it turn it on.
+    SWEEP_INTERVAL_S: '0'
   }
   return { s3, threatstack, env }
 }

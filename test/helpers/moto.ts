@@ -1,38 +1,132 @@
-// moto's S3 server: unlike s3rver and fauxqs, it enforces conditional writes (If-None-Match,
-// If-Match), so leases are tested against their real semantics.
-import { spawn } from 'node:child_process'
+// moto (an S3 that enforces conditional writes, checksums and Object Lock), run by the tests
+// themselves on loopback. s3rver and fauxqs ignore all three, so what rests on them is tested here.
+// Without moto_server on PATH the tests that need it are not run and say so; with
+// REQUIRE_MOTO=1 (CI) they fail instead, so that no run passes with them left out.
+import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { CreateBucketCommand } from '@aws-sdk/client-s3'
-import { request } from 'undici'
+import { accessSync, constants } from 'node:fs'
+import { delimiter, join } from 'node:path'
+import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3'
 import { createS3Client, storeOf } from '../../plugins/s3.js'
 import type { Store } from '../../services/storage.js'
-import { freePort } from '../../dev/net.js'
 
-type Tap = { teardown: (fn: () => unknown) => void }
+type Tap = {
+  teardown: (fn: () => unknown) => void
+  comment: (...args: unknown[]) => void
+  fail: (message: string) => boolean
+  test: (name: string, fn: (t: any) => Promise<void>) => Promise<unknown>
+}
 
-/** A moto S3 server on loopback with one bucket, and a store over it; stopped at teardown. */
-export async function startMoto (t: Tap, bucket = 'lease-bucket'): Promise<Store> {
-  const port = await freePort()
-  const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' })
-  const exited = once(child, 'exit')
-  t.teardown(async () => {
-    if (child.exitCode === null) {
-      child.kill('SIGTERM')
-      await exited
-    }
-  })
-  const endpoint = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    const up = await request(`${endpoint}/moto-api/`).then(async (res) => { await res.body.dump(); return true }, () => false)
-    if (up) break
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('moto_server did not start')
-    await new Promise((resolve) => setTimeout(resolve, 100))
+export const MOTO_CREDENTIALS = { accessKeyId: 'moto-test-key', secretAccessKey: 'moto-test-secret' }
+export const MOTO_INSTALL = "pipx install 'moto[server]'"
+
+/** The moto_server executable on PATH, undefined when there is none. */
+export function findMotoServer (path = process.env.PATH ?? ''): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (dir === '') continue
+    const candidate = join(dir, 'moto_server')
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch { /* not in this folder */ }
   }
-  const cfg = {
+  return undefined
+}
+
+export interface Moto {
+  endpoint: string
+  pid: number
+  /** A client of the tests' own: what an attacker with bucket access would hold. */
+  client: S3Client
+  close (): Promise<void>
+}
+
+async function stop (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.stdin?.end()
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+  await exited
+  clearTimeout(timer)
+}
+
+/** Starts moto_server on 127.0.0.1 (a free port), waits until it answers, creates the buckets. */
+export async function startMoto (t: Tap, executable: string, buckets: Array<{ name: string, objectLock?: boolean }>): Promise<Moto> {
+  // Through a shell that stops moto when its stdin closes: when this process is killed (a tap
+  // timeout skips teardowns), the pipe closes with it and no moto_server is left behind.
+  const watchdog = '"$0" -H 127.0.0.1 -p 0 & m=$!; trap \'kill $m 2>/dev/null\' EXIT TERM; read _; kill $m; wait $m'
+  const child = spawn('sh', ['-c', watchdog, executable], { stdio: ['pipe', 'pipe', 'pipe'] })
+  t.teardown(async () => stop(child))
+  let output = ''
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`moto_server did not start within 30 s: ${output.slice(-500)}`)), 30_000)
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString()
+      const match = /Running on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)
+      if (match !== null) {
+        clearTimeout(timer)
+        resolve(Number(match[1]))
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`moto_server exited with ${String(code)}: ${output.slice(-500)}`))
+    })
+  })
+  // Keep draining its request log so the pipe never fills.
+  child.stdout?.resume()
+  child.stderr?.resume()
+  const endpoint = `http://127.0.0.1:${port}`
+  const client = new S3Client({
     region: 'us-east-1',
     endpoint,
-    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    forcePathStyle: true,
+    credentials: MOTO_CREDENTIALS,
+    maxAttempts: 1,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED'
+  })
+  t.teardown(() => client.destroy())
+  let answered = false
+  for (let i = 0; i < 100 && !answered; i++) {
+    answered = await client.send(new ListBucketsCommand({})).then(() => true, () => false)
+    if (!answered) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  if (!answered) throw new Error('moto_server does not answer')
+  for (const bucket of buckets) {
+    await client.send(new CreateBucketCommand({ Bucket: bucket.name, ...(bucket.objectLock === true && { ObjectLockEnabledForBucket: true }) }))
+  }
+  return { endpoint, pid: child.pid ?? -1, client, close: async () => stop(child) }
+}
+
+/**
+ * Runs `fn` as a subtest when moto is installed. When it is not, the subtest is not run and a
+ * comment says which and how to get moto (a skipped test would count as passed); with
+ * REQUIRE_MOTO=1 in the environment, a missing moto fails instead.
+ */
+export async function withMoto (t: Tap, name: string, fn: (t: any, executable: string) => Promise<void>, env = process.env): Promise<void> {
+  const executable = findMotoServer(env.PATH)
+  if (executable !== undefined) {
+    await t.test(name, async (t) => fn(t, executable))
+    return
+  }
+  if (env.REQUIRE_MOTO === '1') {
+    t.fail(`moto_server is not on PATH and REQUIRE_MOTO=1: "${name}" cannot run (install it: ${MOTO_INSTALL})`)
+    return
+  }
+  const note = `NOT RUN (moto_server not on PATH): "${name}". Install moto to run it: ${MOTO_INSTALL}`
+  t.comment(note)
+  process.stderr.write(`# ${note}\n`)
+}
+
+/** The service's own store over a bucket of `moto`, as the service would build it; destroyed at teardown. */
+export function motoStore (t: Tap, moto: Moto, bucket: string): Store {
+  const cfg = {
+    region: 'us-east-1',
+    endpoint: moto.endpoint,
+    credentials: MOTO_CREDENTIALS,
     prefix: '',
     bucket,
     timeoutMs: 5000,
@@ -42,6 +136,5 @@ export async function startMoto (t: Tap, bucket = 'lease-bucket'): Promise<Store
   }
   const s3 = createS3Client(cfg)
   t.teardown(() => s3.destroy())
-  await s3.send(new CreateBucketCommand({ Bucket: bucket }))
   return storeOf(cfg, s3)
 }

@@ -153,6 +153,7 @@ t.test('the error catalogue of the document is the error classes', async (t) => 
     ['ThreatStackAPIError', new errors.ThreatStackAPIError(429)],
     ['S3ClientError', new errors.S3ClientError()],
     ['S3ClientError', new errors.S3ClientError({ throttled: true })],
+    ['ArchiveIntegrityError', new errors.ArchiveIntegrityError()],
     ['ServiceUnavailableError', new errors.ServiceUnavailableError('m')]
   ]
   for (const [type, err] of instances) {
@@ -162,7 +163,7 @@ t.test('the error catalogue of the document is the error classes', async (t) => 
   for (const c of ERROR_CLASSES) {
     t.same([...new Set(c.cases.map((k) => k.status))].sort(), [...new Set(instances.filter(([n]) => n === c.name).map(([, e]) => e.statusCode))].sort(), `${c.name}: no other status`)
   }
-  const fixed = [new errors.AuthenticationError(), new errors.AuthorizationError(), new errors.AlertNotFoundError(), new errors.RequestTimeoutError(), new errors.UnexpectedException()]
+  const fixed = [new errors.AuthenticationError(), new errors.AuthorizationError(), new errors.AlertNotFoundError(), new errors.RequestTimeoutError(), new errors.ArchiveIntegrityError(), new errors.UnexpectedException()]
   for (const err of fixed) t.equal(catalogue.get(err.name)?.cases[0]?.message, err.message, `${err.name}: the message it sends`)
   t.throws(() => new errors.WebhookDataError('m', { status: 418 }), TypeError, 'a status outside the catalogue cannot be sent')
 

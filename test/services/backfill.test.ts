@@ -8,7 +8,7 @@ import { closeThreatStackClient, createThreatStackClient, type ThreatStackClient
 import { backfillHour, entryCreatedMs, type BackfillDeps } from '../../services/backfill.js'
 import { ledgerKey, readLedger } from '../../services/ledger.js'
 import { claimLease, leaseKey, putConditional, releaseLease } from '../../services/leases.js'
-import { startMoto } from '../helpers/moto.js'
+import { motoStore, startMoto, withMoto } from '../helpers/moto.js'
 import { searchAlerts } from '../../services/search.js'
 import { startUpstreams, type Upstreams } from '../helpers/build.js'
 
@@ -180,8 +180,8 @@ t.test('with a key prefix, everything lands under it', async (t) => {
   t.equal(store.prefix, 'tenant/a')
 })
 
-t.test('leases on an S3 that enforces conditional writes: claimed once, refused to another owner while valid, taken over once expired, released', async (t) => {
-  const store = await startMoto(t)
+withMoto(t, 'leases on an S3 that enforces conditional writes: claimed once, refused to another owner while valid, taken over once expired, released', async (t, executable) => {
+  const store = motoStore(t, await startMoto(t, executable, [{ name: 'lease-bucket' }]), 'lease-bucket')
   const now = Date.UTC(2026, 10, 30, 12)
   const claims = await Promise.all(['replica-a', 'replica-b', 'replica-c'].map(async (owner) =>
     claimLease(store, '2026/11/30/10', { owner, ttlMs: 60_000, nowMs: now })))
@@ -199,8 +199,8 @@ t.test('leases on an S3 that enforces conditional writes: claimed once, refused 
   t.ok(await claimLease(store, '2026/11/30/10', { owner: 'replica-c', ttlMs: 60_000, nowMs: now + 121_000 }), 'a released lease is free')
 })
 
-t.test('write-once on an S3 that enforces it: the backfill never overwrites a record a webhook stored meanwhile', async (t) => {
-  const store = await startMoto(t)
+withMoto(t, 'write-once on an S3 that enforces it: the backfill never overwrites a record a webhook stored meanwhile', async (t, executable) => {
+  const store = motoStore(t, await startMoto(t, executable, [{ name: 'lease-bucket' }]), 'lease-bucket')
   const key = webhookKey('', 'abcd1234', HOUR)
   t.ok(await putConditional(store, key, '{"id":"abcd1234","from":"webhook"}', { ifNoneMatch: '*' }))
   t.equal(await putConditional(store, key, '{"id":"abcd1234","from":"backfill"}', { ifNoneMatch: '*' }), undefined, '412 is an answer, not an error')

@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// threatstack-to-s3-verify: proves, or disproves, that the archive of a time range is what its
+// signed hourly digests say. Needs read access to the bucket and the digests' public key only.
+import { parseArgs } from 'node:util'
+import { readFileSync } from 'node:fs'
+import { createPublicKey, type KeyObject } from 'node:crypto'
+import { loadConfig, readEnv, ConfigError } from '../config.js'
+import { ServiceError } from '../errors/index.js'
+import { createS3Client, storeOf } from '../plugins/s3.js'
+import { parseRange } from '../services/search.js'
+import { verifyArchive, type HourReport, type VerifyProgress } from '../services/verify.js'
+
+const USAGE = `Usage: threatstack-to-s3-verify --start <date> --end <date> --public-key <file> [--json] [--concurrency <n>]
+
+Re-reads every object archived for the hours of [start, end), recomputes its SHA-256, and checks
+it against the hourly digests; walks the digests' chain and checks their signatures with the
+public key (PEM). Prints, per hour, "ok" or what differs: modified, deleted, added (covered by
+no digest), digest missing or invalid, chain broken, signature bad. Dates are RFC 3339
+date-times with offset, or plain dates (midnight UTC). S3 access: the service's variables
+(TS_AWS_S3_BUCKET, TS_AWS_S3_PREFIX, AWS_REGION, AWS_ENDPOINT_URL_S3, AWS credentials).
+Exit code: 0 everything verifies, 1 something does not, 2 bad arguments or configuration.`
+
+function fail (message: string): never {
+  process.stderr.write(`${message}\n\n${USAGE}\n`)
+  process.exit(2)
+}
+
+let args: { start?: string, end?: string, 'public-key'?: string, json?: boolean, concurrency?: string, help?: boolean }
+try {
+  args = parseArgs({
+    options: {
+      start: { type: 'string' },
+      end: { type: 'string' },
+      'public-key': { type: 'string' },
+      json: { type: 'boolean' },
+      concurrency: { type: 'string' },
+      help: { type: 'boolean', short: 'h' }
+    }
+  }).values
+} catch (err) {
+  fail((err as Error).message)
+}
+if (args.help === true) {
+  process.stdout.write(`${USAGE}\n`)
+  process.exit(0)
+}
+if (args.start === undefined || args.end === undefined) fail('--start and --end are required')
+if (args['public-key'] === undefined) fail('--public-key is required')
+const concurrency = Number(args.concurrency ?? 16)
+if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) fail('--concurrency must be an integer from 1 to 256')
+
+let range
+try {
+  range = parseRange(args.start, args.end)
+} catch (err) {
+  fail(err instanceof ServiceError ? err.message : String(err))
+}
+
+let publicKey: KeyObject
+try {
+  publicKey = createPublicKey(readFileSync(args['public-key']))
+} catch {
+  fail('--public-key must name a readable public key file (PEM)')
+}
+
+let config
+try {
+  // An auditor has read access to the bucket, not the service's secrets: no tokens, no API key.
+  const env = readEnv()
+  config = loadConfig({ ...env, AUTH_MODE: 'none', THREATSTACK_API_KEY: env.THREATSTACK_API_KEY ?? 'not-used-by-verify' })
+} catch (err) {
+  if (err instanceof ConfigError) fail(err.message)
+  throw err
+}
+
+const s3 = createS3Client(config.s3)
+const tty = process.stderr.isTTY
+const progress = (p: VerifyProgress): void => {
+  if (tty) process.stderr.write(`\rverified ${p.hoursDone}/${p.hoursTotal} hours, ${p.objectsChecked} objects, ${p.problems} problems`)
+}
+
+function describe (hour: HourReport): string {
+  if (hour.ok) return `${hour.hour}  ok (${hour.objects} objects, ${hour.digests} digests)`
+  const lines = hour.problems.map((p) => `    ${p.kind}: ${p.key === '' ? '' : `${p.key}: `}${p.detail}`)
+  return [`${hour.hour}  FAILED (${hour.problems.length} problems)`, ...lines].join('\n')
+}
+
+try {
+  const report = await verifyArchive({ store: storeOf(config.s3, s3), publicKey, concurrency }, range, progress)
+  if (tty) process.stderr.write('\n')
+  if (args.json === true) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
+  } else {
+    for (const hour of report.hours) process.stdout.write(`${describe(hour)}\n`)
+    const failed = report.hours.filter((h) => !h.ok).length
+    process.stdout.write(`${report.ok ? 'OK' : 'FAILED'}: ${report.hours.length} hours, ${failed} failed, ` +
+      `${report.objectsChecked} objects and ${report.digestsChecked} digests checked, ${report.problems} problems\n`)
+  }
+  process.exitCode = report.ok ? 0 : 1
+} catch (err) {
+  if (tty) process.stderr.write('\n')
+  process.stderr.write(`${err instanceof ServiceError ? err.message : 'An unexpected error has occurred.'}\n`)
+  process.exitCode = 1
+} finally {
+  s3.destroy()
+}
