@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
+// Several real npm process trees start here: room for a busy machine.
+t.setTimeout(240_000)
+
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
 /** Runs the demo against a listening service with these tokens; its report, line by line. */

@@ -15,6 +15,9 @@ import { startUpstreams, TOKENS } from './helpers/build.js'
 import { freePort } from './helpers/process.js'
 import { DEV_BUCKET, DEV_INGEST_TOKEN, DEV_READ_TOKEN, startLocalDependencies } from '../dev/local.js'
 
+// Several real npm process trees start here: room for a busy machine.
+t.setTimeout(240_000)
+
 function capture (): { log: (text: string) => void, lines: string[] } {
   const lines: string[] = []
   return { log: (text) => { lines.push(text) }, lines }
