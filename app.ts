@@ -1,14 +1,13 @@
 // The application plugin: decorates the config, then registers plugins and routes in boot order.
-// `npm start` (server.ts) and the tests pass a Config; `fastify start` (npm run dev) passes
-// none, and then local stand-ins are started for whatever upstream is not configured.
+// server.ts, the dev entry (dev/server.ts) and the tests pass a Config; `fastify start app.ts`
+// passes none, and the config is then read from the environment like server.ts does.
 import fp from 'fastify-plugin'
 import sensible from '@fastify/sensible'
 import { randomUUID } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import type { FastifyHttpOptions, FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { Dispatcher } from 'undici'
-import type { Config } from './config.js'
+import { loadConfig, readEnv, type Config } from './config.js'
 import errorsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/errors.js'
 import shutdownPlugin from './plugins/shutdown.js'
 import validationPlugin from './plugins/validation.js'
@@ -35,7 +34,7 @@ declare module 'fastify' {
 }
 
 export interface AppOptions {
-  config?: Config
+  config: Config
   /** Where SNS certificate fetches and subscription confirmations go; default: the service's own pool. */
   snsDispatcher?: Dispatcher
 }
@@ -100,21 +99,21 @@ export function loggerOptions (level: string): LoggerOptions {
 }
 
 /** Fastify's options, the same for `npm start`, `npm run dev` and the tests. */
-export function serverOptions (config?: Config): FastifyHttpOptions<Server> {
+export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   return {
-    logger: loggerOptions(config?.logLevel ?? 'info'),
+    logger: loggerOptions(config.logLevel),
     // The caller's x-request-id is used when it is a sane token, else one is made.
     requestIdHeader: false,
     genReqId: (req) => {
       const incoming = req.headers['x-request-id']
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
     },
-    bodyLimit: config?.server.bodyLimit ?? 1024 * 1024,
-    http: { maxHeaderSize: config?.server.maxHeaderBytes ?? 16 * 1024 },
+    bodyLimit: config.server.bodyLimit,
+    http: { maxHeaderSize: config.server.maxHeaderBytes },
     // A hop count is supported at run time though Fastify's types omit it.
-    trustProxy: (config?.server.trustProxy ?? false) as FastifyServerOptions['trustProxy'],
-    keepAliveTimeout: config?.server.keepAliveTimeoutMs ?? 72_000,
-    requestTimeout: config?.server.requestTimeoutMs ?? 60_000,
+    trustProxy: config.server.trustProxy as FastifyServerOptions['trustProxy'],
+    keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    requestTimeout: config.server.requestTimeoutMs,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     routerOptions: { maxParamLength: 200 },
@@ -125,20 +124,9 @@ export function serverOptions (config?: Config): FastifyHttpOptions<Server> {
   }
 }
 
-/** What fastify-cli (`npm run dev`) starts the server with. */
-export const options = serverOptions()
-
-async function localConfig (app: FastifyInstance): Promise<Config> {
-  // Loaded only here, so that production never imports the local stand-ins.
-  const { startLocalDependencies } = await import('./dev/local.js')
-  const local = await startLocalDependencies(app.log)
-  app.addHook('onClose', async () => local.close())
-  app.addHook('onListen', async () => local.announce(app.addresses().filter((a): a is AddressInfo => typeof a !== 'string')))
-  return local.config
-}
-
-async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
-  const config = opts.config ?? await localConfig(fastify)
+async function app (fastify: FastifyInstance, opts: Partial<AppOptions>): Promise<void> {
+  // fastify-cli registers the plugin with no options; a bad environment then throws ConfigError.
+  const config = opts.config ?? loadConfig(readEnv())
   fastify.decorate('config', config)
   await fastify.register(sensible)
   await fastify.register(errorsPlugin)

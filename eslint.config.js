@@ -1,5 +1,5 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', '.tap/**', '.dev/**', 'client/schema.d.ts'] })
+  ...neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', '.tap/**', '.dev/**', '.bench/**', 'client/schema.d.ts'] })
 ]

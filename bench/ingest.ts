@@ -1,7 +1,8 @@
 // npm run bench — webhooks per second and latency of the service at concurrency 1, 32 and 256,
 // beside a plain client doing the same upstream work with no server in front, on local S3
 // and the Threat Stack simulator with added latency. Checks afterwards that every alert
-// answered 200 is complete in S3, and writes bench/results/.
+// answered 200 is complete in S3, and writes .bench/results/ (untracked), or the committed
+// bench/results/ with `npm run bench -- --update-results`.
 // Each concurrency is measured in BENCH_ROUNDS rounds, service and plain client taking turns,
 // so that both meet the same background load on a shared machine: throughput over all rounds,
 // latency percentiles the median of the rounds'.
@@ -15,7 +16,7 @@ import {
   CREATED_AT, HEAP_MB, INGEST_TOKEN, incompleteInS3, processStats, sampleRss, serviceEnv, spawnPlain, startService,
   startUpstreamsProcess, stopProcess, type Upstreams
 } from './lib.js'
-import { markdown, writeResults, type Row, type Run, type Side } from './report.js'
+import { markdown, resultsDir, writeResults, type Row, type Run, type Side } from './report.js'
 
 const smoke = process.env.BENCH_SMOKE === '1'
 const concurrencies = (process.env.BENCH_CONCURRENCY ?? (smoke ? '1,8' : '1,32,256')).split(',').map(Number)
@@ -124,7 +125,7 @@ try {
       date: new Date().toISOString(), durationS, rounds, upstreamLatencyMs: Number(latencyMs), heapMb: HEAP_MB, node: process.versions.node, rows, missing: incomplete.length, checked: answered.length
     }
     process.stdout.write(`${markdown(run)}\n`)
-    if (!smoke) process.stdout.write(`results written to ${await writeResults(run)}\n`)
+    if (!smoke) process.stdout.write(`results written to ${await writeResults(run, resultsDir(process.argv.slice(2)))}\n`)
 
     const problems: string[] = []
     if (!alive) problems.push('the service process ended during the run')

@@ -1,4 +1,5 @@
-// Writes a benchmark run's results: JSON, a Markdown table and an SVG plot under bench/results/.
+// Writes a benchmark run's results: JSON, a Markdown table and an SVG plot, under .bench/results/
+// (untracked), or bench/results/ (committed, what the README shows) with --update-results.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ROOT } from './lib.js'
@@ -111,8 +112,15 @@ export function svg (run: Run): string {
     '</g></svg>\n'
 }
 
-export async function writeResults (run: Run): Promise<string> {
-  const dir = join(ROOT, 'bench', 'results')
+/** The committed results (README figures) are replaced only on request: `--update-results`. */
+export const UPDATE_FLAG = '--update-results'
+
+/** Where a run's results go: an untracked folder, unless the committed ones are to be updated. */
+export function resultsDir (args: readonly string[]): string {
+  return args.includes(UPDATE_FLAG) ? join(ROOT, 'bench', 'results') : join(ROOT, '.bench', 'results')
+}
+
+export async function writeResults (run: Run, dir: string): Promise<string> {
   await mkdir(dir, { recursive: true })
   await writeFile(join(dir, 'ingest.json'), `${JSON.stringify(run, null, 2)}\n`)
   await writeFile(join(dir, 'ingest.md'), `# Ingest benchmark\n\n${markdown(run)}\n![latency and throughput against concurrency](ingest.svg)\n`)

@@ -3,8 +3,31 @@
 import { parseArgs } from 'node:util'
 import { DEMO_DEFAULTS, runDemo } from '../dev/demo.js'
 
-const { values } = parseArgs({ options: { url: { type: 'string' } } })
-const baseUrl = values.url ?? process.env.DEMO_URL ?? DEMO_DEFAULTS.baseUrl
+const USAGE = `Usage: npm run demo [-- --url <base URL>]
+
+Posts a few sample webhooks to a running service (npm run dev), then reads them back by id
+and by time range, printing each call and its answer. Exit code 0 when every step answered
+as expected.
+
+  --url <base URL>   the service (default: DEMO_URL, else http://localhost:$PORT, PORT
+                     defaulting to ${new URL(DEMO_DEFAULTS.baseUrl).port}, as npm run dev does)
+  -h, --help         this text
+
+Tokens: DEMO_INGEST_TOKEN and DEMO_READ_TOKEN, else the dev tokens npm run dev uses.`
+
+let values: { url?: string, help?: boolean }
+try {
+  values = parseArgs({ options: { url: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }).values
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`)
+  process.exit(2)
+}
+if (values.help === true) {
+  process.stdout.write(`${USAGE}\n`)
+  process.exit(0)
+}
+const port = process.env.PORT !== undefined && process.env.PORT.trim() !== '' ? process.env.PORT.trim() : new URL(DEMO_DEFAULTS.baseUrl).port
+const baseUrl = values.url ?? process.env.DEMO_URL ?? `http://localhost:${port}`
 try {
   const ok = await runDemo({
     baseUrl,

@@ -21,6 +21,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the API is described
+         * @description Points to the API reference and the OpenAPI document; needs no token.
+         */
+        get: operations["getIndex"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -267,6 +287,79 @@ export interface operations {
                     "application/json": {
                         /** @enum {string} */
                         status: "ok";
+                    };
+                };
+            };
+            /** @description `UnexpectedException`: anything not anticipated. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "UnexpectedException",
+                     *         "message": "An unexpected error has occurred.",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "ServiceUnavailableError",
+                     *         "message": "The service is overloaded; retry later",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getIndex: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        service: "threatstack-to-s3";
+                        /**
+                         * @description the API reference (Swagger UI)
+                         * @enum {string}
+                         */
+                        documentation: "/documentation";
+                        /**
+                         * @description the OpenAPI document, JSON
+                         * @enum {string}
+                         */
+                        openapi: "/documentation/json";
                     };
                 };
             };

@@ -1,12 +1,13 @@
 // `npm run dev` on a fresh clone: whatever upstream is not configured gets a local stand-in
-// (s3rver on .dev/s3, the Threat Stack simulator), and dev tokens when none are set.
+// (s3rver on .dev/s3, the Threat Stack simulator), and dev tokens when none are set. What it
+// starts is printed whatever the log level: endpoints and credentials are for the developer.
 import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import type { FastifyBaseLogger } from 'fastify'
 import { loadConfig, readEnv, type Config } from '../config.js'
 import { LOCAL_S3_CREDENTIALS, startLocalS3 } from './local-s3.js'
 import { startThreatStackSimulator } from './threatstack-simulator.js'
+import { ensureDevDigestKey } from './digest-key.js'
 
 export const DEV_BUCKET = 'threatstack-archive'
 export const DEV_INGEST_TOKEN = 'dev-ingest-token-0001'
@@ -15,12 +16,12 @@ const DEV_DATA_DIR = resolve('.dev', 's3')
 
 export interface LocalDependencies {
   config: Config
-  /** Logs where everything is and a curl to try, once the server listens. */
+  /** Prints where everything is and a curl to try, once the server listens. */
   announce (addresses: AddressInfo[]): void
   close (): Promise<void>
 }
 
-export async function startLocalDependencies (log: FastifyBaseLogger, source = readEnv(), dataDir = DEV_DATA_DIR): Promise<LocalDependencies> {
+export async function startLocalDependencies (print: (text: string) => void, source = readEnv(), dataDir = DEV_DATA_DIR): Promise<LocalDependencies> {
   const env = { ...source }
   const closers: Array<() => Promise<void>> = []
   const notes: string[] = []
@@ -35,7 +36,10 @@ export async function startLocalDependencies (log: FastifyBaseLogger, source = r
       AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey
     })
-    notes.push(`embedded S3 (s3rver) at ${s3.endpoint}, bucket "${DEV_BUCKET}", data in ${dataDir}`)
+    notes.push([
+      `embedded S3 (s3rver) at ${s3.endpoint}, bucket "${DEV_BUCKET}", data in ${dataDir}`,
+      `  AWS_ENDPOINT_URL_S3=${s3.endpoint} TS_AWS_S3_BUCKET=${DEV_BUCKET} AWS_ACCESS_KEY_ID=${LOCAL_S3_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${LOCAL_S3_CREDENTIALS.secretAccessKey}`
+    ].join('\n'))
   }
 
   if (env.THREATSTACK_API_KEY === undefined) {
@@ -47,12 +51,22 @@ export async function startLocalDependencies (log: FastifyBaseLogger, source = r
       THREATSTACK_USER_ID: 'dev-user',
       THREATSTACK_ORGANIZATION_ID: 'dev-org'
     })
-    notes.push(`Threat Stack simulator at ${simulator.url} (Hawk)`)
+    notes.push([
+      `Threat Stack simulator at ${simulator.url} (Hawk)`,
+      `  THREATSTACK_BASE_URL=${simulator.url} THREATSTACK_API_KEY=dev-api-key THREATSTACK_USER_ID=dev-user THREATSTACK_ORGANIZATION_ID=dev-org`
+    ].join('\n'))
   }
 
   if (env.AUTH_MODE !== 'none' && env.INGEST_TOKENS === undefined && env.READ_TOKENS === undefined) {
     Object.assign(env, { INGEST_TOKENS: DEV_INGEST_TOKEN, READ_TOKENS: DEV_READ_TOKEN })
     notes.push(`dev tokens: ingest "${DEV_INGEST_TOKEN}", read "${DEV_READ_TOKEN}"`)
+  }
+
+  if (env.DIGEST_SIGNING_KEY_FILE === undefined && env.DIGEST_KMS_KEY_ID === undefined) {
+    // Digests are signed in dev too, so that `npm run verify` can be tried end to end.
+    const key = await ensureDevDigestKey(resolve('.dev'))
+    env.DIGEST_SIGNING_KEY_FILE = key.privateKeyFile
+    notes.push(`digests signed with ${key.privateKeyFile}; verify with --public-key ${key.publicKeyFile}`)
   }
 
   const close = async (): Promise<void> => { await Promise.all(closers.map(async (c) => c())) }
@@ -63,7 +77,7 @@ export async function startLocalDependencies (log: FastifyBaseLogger, source = r
     await close()
     throw err
   }
-  for (const note of notes) log.info(`dev: ${note}`)
+  for (const note of notes) print(`dev: ${note}`)
 
   return {
     config,
@@ -76,14 +90,27 @@ export async function startLocalDependencies (log: FastifyBaseLogger, source = r
       const ingest = config.auth.ingestTokens[0] ?? '<ingest token>'
       const read = config.auth.readTokens[0] ?? '<read token>'
       const id = '587c0159a907346eccb84004'
-      log.info([
+      const upstreams = [
+        config.s3.endpoint !== undefined && `AWS_ENDPOINT_URL_S3=${config.s3.endpoint}`,
+        `TS_AWS_S3_BUCKET=${config.s3.bucket}`,
+        config.s3.credentials !== undefined && `AWS_ACCESS_KEY_ID=${config.s3.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${config.s3.credentials.secretAccessKey}`,
+        `THREATSTACK_BASE_URL=${config.threatstack.baseUrl}`,
+        // A configured Threat Stack key is the developer's own: not printed.
+        source.THREATSTACK_API_KEY === undefined && `THREATSTACK_API_KEY=${config.threatstack.apiKey}`,
+        config.threatstack.auth.kind === 'hawk' && source.THREATSTACK_API_KEY === undefined &&
+          `THREATSTACK_USER_ID=${config.threatstack.auth.userId} THREATSTACK_ORGANIZATION_ID=${config.threatstack.auth.organizationId}`
+      ].filter((part): part is string => typeof part === 'string')
+      print([
         `dev: service at ${base}`,
         `  API docs: ${base}/documentation   health: ${base}/health   readiness: ${base}/api/v1/s3/status`,
         '  try it: npm run demo   (posts sample webhooks and reads them back)',
         'dev: archive a sample webhook, then read it back:',
         `  curl -s -X POST ${base}/api/v1/s3/alert -H 'authorization: Bearer ${ingest}' -H 'content-type: application/json' \\`,
         `    -d '{"alerts":[{"id":"${id}","created_at":"1484521800000","severity":"2","title":"Sample alert"}]}'`,
-        `  curl -s ${base}/api/v1/s3/alert/${id} -H 'authorization: Bearer ${read}'`
+        `  curl -s ${base}/api/v1/s3/alert/${id} -H 'authorization: Bearer ${read}'`,
+        'dev: complete half-archived alerts against these upstreams:',
+        `  ${upstreams.join(' ')} \\`,
+        '    npm run reconcile -- --start 2017-01-15T00:00:00Z --end 2017-01-16T00:00:00Z'
       ].join('\n'))
     }
   }

@@ -59,3 +59,17 @@ t.test('closing: no new connection is accepted, the webhook in flight is answere
   t.equal(threatstack.openConnections, 0, 'the Threat Stack pool is closed')
   t.equal(s3proxy!.openConnections, 0, 'the S3 client is destroyed')
 })
+
+t.test('GET / points to the API reference and the OpenAPI document, with no token', async (t) => {
+  const { app } = await build(t)
+  const index = await app.inject({ method: 'GET', url: '/' })
+  t.equal(index.statusCode, 200)
+  t.match(index.headers['content-type'], /^application\/json/)
+  t.same(index.json(), { service: 'threatstack-to-s3', documentation: '/documentation', openapi: '/documentation/json' })
+  const doc = await app.inject({ method: 'GET', url: index.json().openapi })
+  t.equal(doc.statusCode, 200, 'the OpenAPI document is where it says')
+  const root = doc.json().paths['/']?.get
+  t.equal(root?.operationId, 'getIndex', 'GET / is in the OpenAPI document')
+  t.same(root?.security ?? [], [], 'with no security requirement')
+  t.equal((await app.inject({ method: 'GET', url: index.json().documentation })).statusCode < 400, true, 'the reference answers')
+})

@@ -1,6 +1,8 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import { ConfigError, loadConfig, THREATSTACK_V1_URL, THREATSTACK_V2_URL } from '../config.js'
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { ConfigError, envTable, loadConfig, THREATSTACK_V1_URL, THREATSTACK_V2_URL, VARIABLES } from '../config.js'
 
 const base = {
   TS_AWS_S3_BUCKET: 'archive-bucket',
@@ -181,4 +183,51 @@ t.test('integrity: Object Lock needs mode and days together; one digest signer',
   rejects(t, { ...base, S3_OBJECT_LOCK_MODE: 'governance', S3_OBJECT_LOCK_DAYS: '3' }, 'S3_OBJECT_LOCK_MODE')
   rejects(t, { ...base, DIGEST_SIGNING_KEY_FILE: '/k.pem', DIGEST_KMS_KEY_ID: 'alias/digests' }, 'DIGEST_KMS_KEY_ID')
   t.equal(loadConfig({ ...base, SWEEP_INTERVAL_S: '0' }).integrity.intervalS, 0)
+})
+
+t.test('every invalid variable is reported at once, one line each, no value printed', async (t) => {
+  const env = {
+    ...base,
+    THREATSTACK_API_KEY: undefined,
+    PORT: 'eighty',
+    TRUST_PROXY: 'maybe',
+    INGEST_TOKENS: 'short-SECRET',
+    SNS_ENABLED: 'perhaps',
+    THREATSTACK_USER_ID: 'user-1'
+  }
+  try {
+    loadConfig(env)
+    t.fail('expected a ConfigError')
+  } catch (err) {
+    t.type(err, ConfigError)
+    const lines = (err as Error).message.split('\n')
+    t.same(lines.map((line) => line.split(' ')[2]).sort(),
+      ['INGEST_TOKENS', 'PORT', 'SNS_ENABLED', 'THREATSTACK_API_KEY', 'THREATSTACK_ORGANIZATION_ID', 'TRUST_PROXY'])
+    for (const line of lines) t.match(line, /^Invalid configuration: [A-Z0-9_]+ (must|is|needs) /)
+    t.notMatch((err as Error).message, 'SECRET')
+    t.equal((err as ConfigError).problems.length, 6)
+  }
+})
+
+t.test('TRUST_PROXY takes only what the proxy matcher can compile', async (t) => {
+  for (const bad of ['maybe', '10.0.0.0/33', '10.0.0.1,proxy.internal', '::1/200', '-1', 'on']) rejects(t, { ...base, TRUST_PROXY: bad }, 'TRUST_PROXY')
+  t.same(loadConfig({ ...base, TRUST_PROXY: 'loopback, 10.0.0.0/8, ::1, 192.168.0.0/255.255.0.0' }).server.trustProxy, ['loopback', '10.0.0.0/8', '::1', '192.168.0.0/255.255.0.0'])
+  t.equal(loadConfig({ ...base, TRUST_PROXY: 'false' }).server.trustProxy, false)
+  t.equal(loadConfig({ ...base, TRUST_PROXY: '0' }).server.trustProxy, 0, 'digits are a hop count')
+})
+
+t.test('a bad value of any secret variable is named, never printed', async (t) => {
+  for (const [name, variable] of Object.entries(VARIABLES)) {
+    if (!('secret' in variable) || variable.secret !== true) continue
+    rejects(t, { ...base, [name]: 'bad SECRET-value' }, name, 'SECRET-value')
+  }
+})
+
+t.test("the README's table of variables is the config table", async (t) => {
+  const readme = await readFile(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8')
+  const start = readme.indexOf('<!-- env-table:start -->')
+  const end = readme.indexOf('<!-- env-table:end -->')
+  t.ok(start !== -1 && end > start, 'the README marks its table')
+  t.equal(readme.slice(start, end).replace('<!-- env-table:start -->', '').trim(), envTable(), 'regenerate it with `npm run --silent docs:env`')
+  for (const name of Object.keys(VARIABLES)) t.match(readme, `\`${name}\``)
 })

@@ -2,6 +2,15 @@ import t from 'tap'
 import type { AddressInfo } from 'node:net'
 import { TOKENS, build } from './helpers/build.js'
 import { runDemo } from '../dev/demo.js'
+import { DEV_INGEST_TOKEN, DEV_READ_TOKEN } from '../dev/local.js'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+// Several real npm process trees start here: room for a busy machine.
+t.setTimeout(240_000)
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -30,3 +39,27 @@ t.test('the demo reports a step that does not answer as expected', async (t) => 
   t.notOk(ok)
   t.match(report, /^BAD POST \/api\/v1\/s3\/alert/m)
 })
+
+t.test('npm run demo follows PORT, as npm run dev does, and has --help', async (t) => {
+  const { app } = await build(t, { env: { INGEST_TOKENS: DEV_INGEST_TOKEN, READ_TOKENS: DEV_READ_TOKEN } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? ROOT, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }
+  const run = await npm(['run', '--silent', 'demo'], { ...env, PORT: String(port) })
+  t.equal(run.code, 0, run.out)
+  t.match(run.out, `http://localhost:${port}`)
+
+  const help = await npm(['run', '--silent', 'demo', '--', '--help'], env)
+  t.equal(help.code, 0)
+  t.match(help.out, /^Usage: npm run demo/)
+  t.match(help.out, 'PORT')
+})
+
+async function npm (args: string[], env: Record<string, string>): Promise<{ code: number | null, out: string }> {
+  const child = spawn('npm', args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  const [code] = await once(child, 'exit')
+  return { code: code as number | null, out }
+}

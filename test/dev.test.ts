@@ -1,23 +1,34 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
+import { request } from 'undici'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import app, { serverOptions } from '../app.js'
 import { ConfigError } from '../config.js'
+import { startUpstreams, TOKENS } from './helpers/build.js'
+import { freePort } from './helpers/process.js'
 import { DEV_BUCKET, DEV_INGEST_TOKEN, DEV_READ_TOKEN, startLocalDependencies } from '../dev/local.js'
 
-function capture (): { log: Parameters<typeof startLocalDependencies>[0], lines: string[] } {
+// Several real npm process trees start here: room for a busy machine.
+t.setTimeout(240_000)
+
+function capture (): { log: (text: string) => void, lines: string[] } {
   const lines: string[] = []
-  const log = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { lines.push(String(JSON.parse(line).msg)) } } } }).log
-  return { log, lines }
+  return { log: (text) => { lines.push(text) }, lines }
 }
 
 t.test('with nothing configured, dev starts local S3, the simulator and dev tokens, and the app archives', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'ts2s3-dev-'))
   t.teardown(async () => rm(dir, { recursive: true, force: true }))
   const { log, lines } = capture()
-  const local = await startLocalDependencies(log, {}, dir)
+  // Load shedding would answer 503 at random on a busy machine (test/plugins/load.test.ts covers it).
+  const local = await startLocalDependencies(log, { LOAD_MAX_EVENT_LOOP_DELAY_MS: '0', LOAD_MAX_EVENT_LOOP_UTILIZATION: '0' }, dir)
   t.teardown(async () => local.close())
 
   t.match(local.config.s3, { bucket: DEV_BUCKET, endpoint: /^http:\/\/127\.0\.0\.1:\d+$/ })
@@ -37,7 +48,7 @@ t.test('with nothing configured, dev starts local S3, the simulator and dev toke
   })
   t.equal(post.statusCode, 200)
   const get = await server.inject({ method: 'GET', url: `/api/v1/s3/alert/${id}`, headers: { authorization: `Bearer ${DEV_READ_TOKEN}` } })
-  t.equal(get.statusCode, 200)
+  t.equal(get.statusCode, 200, get.body)
   t.equal(get.json().alert.id, id)
 
   local.announce([{ address: '0.0.0.0', family: 'IPv4', port: 3000 }])
@@ -46,6 +57,10 @@ t.test('with nothing configured, dev starts local S3, the simulator and dev toke
   t.match(announced, 'http://localhost:3000/documentation')
   t.match(announced, 'npm run demo')
   t.match(announced, `curl -s -X POST http://localhost:3000/api/v1/s3/alert -H 'authorization: Bearer ${DEV_INGEST_TOKEN}'`)
+  // The stand-ins' endpoints and credentials, ready for the reconcile command.
+  t.match(announced, `AWS_ENDPOINT_URL_S3=${local.config.s3.endpoint ?? ''} TS_AWS_S3_BUCKET=${DEV_BUCKET} AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER`)
+  t.match(announced, `THREATSTACK_BASE_URL=${local.config.threatstack.baseUrl} THREATSTACK_API_KEY=dev-api-key THREATSTACK_USER_ID=dev-user THREATSTACK_ORGANIZATION_ID=dev-org`)
+  t.match(announced, 'npm run reconcile -- --start')
 })
 
 t.test('configured upstreams are used as they are, with no local stand-in', async (t) => {
@@ -70,4 +85,104 @@ t.test('a configuration error still stops dev, after closing what it started', a
   const err = await startLocalDependencies(log, { PORT: 'not-a-port' }, dir).catch((e: unknown) => e)
   t.type(err, ConfigError)
   t.equal((err as ConfigError).variable, 'PORT')
+})
+
+// `npm run dev` itself, as a real process tree: npm, the watcher, the server.
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+interface Dev { child: ChildProcess, out: () => string, err: () => string, exited: Promise<number | null> }
+
+function runDev (t: Test, env: Record<string, string>): Dev {
+  const child = spawn('npm', ['run', 'dev'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? ROOT, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  return { child, out: () => out, err: () => err, exited }
+}
+
+async function healthy (url: string): Promise<boolean> {
+  return await request(`${url}/health`).then(async (res) => { await res.body.dump(); return res.statusCode === 200 }, () => false)
+}
+
+/** What the service printed on stderr: npm's own report of a failed script left out. */
+const ours = (text: string): string[] => text.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('npm '))
+
+t.test('npm run dev: SIGINT to its pid closes the server; LOG_LEVEL is honoured; stand-ins are printed', async (t) => {
+  const { env } = await startUpstreams(t)
+  // S3 is configured; Threat Stack is left to the stand-in.
+  const { THREATSTACK_BASE_URL: _u, THREATSTACK_API_KEY: _k, THREATSTACK_USER_ID: _i, THREATSTACK_ORGANIZATION_ID: _o, ...s3Only } = env
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const dev = runDev(t, { ...s3Only, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' })
+  for (let i = 0; i < 600 && dev.child.exitCode === null && !dev.out().includes('npm run reconcile'); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  t.ok(await healthy(url), `dev answers on ${url}`)
+  const simulator = /THREATSTACK_BASE_URL=(http:\/\/127\.0\.0\.1:\d+)\/v2/.exec(dev.out())?.[1]
+  t.ok(simulator, 'the simulator endpoint is printed')
+  t.match(dev.out(), 'THREATSTACK_API_KEY=dev-api-key THREATSTACK_USER_ID=dev-user THREATSTACK_ORGANIZATION_ID=dev-org', 'with its credentials')
+
+  const get = await request(`${url}/api/v1/s3/alert/587c0159a907346eccb84004`, { headers: { authorization: `Bearer ${TOKENS.read}` } })
+  await get.body.dump()
+  t.equal(get.statusCode, 404)
+  t.notMatch(dev.out(), /INFO|incoming request|Server listening/, 'LOG_LEVEL=warn: no info lines')
+
+  dev.child.kill('SIGINT')
+  t.equal(await dev.exited, 0, 'npm run dev exits on SIGINT to its pid')
+  t.notOk(await healthy(url), 'the server port is closed')
+  const refused = await request(simulator ?? url).then(async (res) => { await res.body.dump(); return false }, () => true)
+  t.ok(refused, 'the stand-in is closed')
+})
+
+t.test('npm run dev: bad variables, or a busy port, are one line each, exit 1, and the watcher stops', async (t) => {
+  const bad = runDev(t, { PORT: 'eighty', TRUST_PROXY: 'maybe' })
+  t.equal(await bad.exited, 1)
+  t.same(ours(bad.err()), [
+    'Invalid configuration: PORT must be a whole number from 0 to 65535',
+    'Invalid configuration: TRUST_PROXY must be true, false, a hop count, or comma-separated IP addresses or CIDRs'
+  ])
+  t.notMatch(bad.out() + bad.err(), /\bat .*\.ts:\d+/, 'no stack')
+
+  const taken = createServer()
+  taken.listen(0, '127.0.0.1')
+  await once(taken, 'listening')
+  t.teardown(() => taken.close())
+  const port = (taken.address() as { port: number }).port
+  const { env } = await startUpstreams(t)
+  const busy = runDev(t, { ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'silent' })
+  t.equal(await busy.exited, 1)
+  t.same(ours(busy.err()), [`Cannot listen: port ${port} on 127.0.0.1 is already in use (set PORT to another port)`])
+  t.notMatch(busy.out() + busy.err(), /\bat .*\.ts:\d+/, 'no stack')
+})
+
+t.test('the app knows nothing of dev/, and fastify start still runs it from the environment', async (t) => {
+  t.notMatch(readFileSync(join(ROOT, 'app.ts'), 'utf8'), /from '\.\/dev\/|import\('\.\/dev\//, 'app.ts imports nothing of dev/')
+  const { env } = await startUpstreams(t)
+  const port = await freePort()
+  const child = spawn(process.execPath, [join(ROOT, 'node_modules', 'fastify-cli', 'cli.js'), 'start', '-l', 'warn', '-a', '127.0.0.1', '-p', String(port), 'app.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', NODE_OPTIONS: '--import tsx', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  const exited = once(child, 'exit')
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const url = `http://127.0.0.1:${port}`
+  let up = false
+  for (let i = 0; i < 300 && !up && child.exitCode === null; i++) {
+    up = await healthy(url)
+    if (!up) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.ok(up, `fastify start serves the app: ${out}`)
+  const read = await request(`${url}/api/v1/s3/alert/587c0159a907346eccb84004`, { headers: { authorization: `Bearer ${TOKENS.read}` } })
+  await read.body.dump()
+  t.equal(read.statusCode, 404, 'with the config read from the environment (tokens, S3)')
+  child.kill('SIGTERM')
+  await exited
 })

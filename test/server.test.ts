@@ -18,6 +18,10 @@ t.test('a missing or malformed variable stops the process with one line naming i
   t.equal(lines.length, 1, 'one line')
   t.match(lines[0], /^Invalid configuration: THREATSTACK_API_KEY /)
   t.notMatch(malformed.stderr(), SECRETS.apiKey, 'the secret is not printed')
+
+  const several = await startServer({ ...env, TRUST_PROXY: 'maybe', PORT: 'eighty', S3_MAX_SOCKETS: '0' }, { waitForListen: false })
+  t.equal(await several.exited, 1)
+  t.same(several.stderr().trim().split('\n').map((line) => line.split(' ')[2]), ['PORT', 'TRUST_PROXY', 'S3_MAX_SOCKETS'], 'every invalid variable, one line each, no stack')
 })
 
 t.test('listens on PORT and HOST, then closes gracefully on SIGTERM with a webhook in flight', async (t) => {

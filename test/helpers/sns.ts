@@ -15,8 +15,8 @@ import { TOKENS, build, type Built } from './build.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 
-/** The fixtures folder beside the checkout (`../shared/fixtures/sns` from the repository root). */
-export const FIXTURES_DIR = fileURLToPath(new URL('../../../shared/fixtures/sns/', import.meta.url))
+/** AWS's signed SNS vectors, kept in the repository (test/fixtures/README.md says where they come from). */
+export const FIXTURES_DIR = fileURLToPath(new URL('../fixtures/sns/', import.meta.url))
 
 export type SNSFields = Record<string, string>
 

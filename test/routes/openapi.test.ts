@@ -30,6 +30,7 @@ t.test('the document describes every route the app registers', async (t) => {
 
   const documented = documentedRoutes(routes)
   t.same(documented.map((r) => `${r.method} ${r.url}`).sort(), [
+    'GET /',
     'GET /api/v1/s3/alert',
     'GET /api/v1/s3/alert/:alert_id',
     'GET /api/v1/s3/coverage',
