@@ -5,7 +5,7 @@
 // one JSON line: sequences, errors, latencies, its own CPU time and peak RSS.
 import { performance } from 'node:perf_hooks'
 import { loadConfig } from '../config.js'
-import { createS3Client, storeOf } from '../plugins/s3.js'
+import { createS3Client, storeOf } from '../services/s3-client.js'
 import { alertKey, webhookKey } from '../services/keys.js'
 import { putJson } from '../services/storage.js'
 import { closeThreatStackClient, createThreatStackClient, fetchAlert } from '../services/threatstack.js'

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util'
 import { loadConfig, readEnv, ConfigError } from '../config.js'
 import { ServiceError } from '../errors/index.js'
-import { createS3Client, storeOf } from '../plugins/s3.js'
+import { createS3Client, storeOf } from '../services/s3-client.js'
 import { closeThreatStackClient, createThreatStackClient } from '../services/threatstack.js'
 import { parseRange } from '../services/search.js'
 import { reconcile, type ReconcileProgress } from '../services/reconcile.js'

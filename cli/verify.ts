@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { loadConfig, readEnv, ConfigError } from '../config.js'
 import { ServiceError } from '../errors/index.js'
-import { createS3Client, storeOf } from '../plugins/s3.js'
+import { createS3Client, storeOf } from '../services/s3-client.js'
 import { parseRange } from '../services/search.js'
 import { verifyArchive, type HourReport, type VerifyProgress } from '../services/verify.js'
 

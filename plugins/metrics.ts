@@ -2,7 +2,7 @@
 // every request by route and status. Served by routes/metrics.ts.
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { UpstreamObserver } from '../services/threatstack.js'
+import type { UpstreamObserver } from '../services/upstream.js'
 
 export type Upstream = 's3' | 'threatstack'
 

@@ -9,12 +9,7 @@ import {
 } from '../errors/index.js'
 import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../schemas/json.js'
 import { assertAlertId } from './keys.js'
-
-/** Told of every attempt and every retry, for metrics. */
-export interface UpstreamObserver {
-  request (outcome: string, seconds: number): void
-  retry (): void
-}
+import type { UpstreamObserver } from './upstream.js'
 
 export interface RetryPolicy {
   /** Retries after the first attempt. */

@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3'
-import { createS3Client, storeOf } from '../../plugins/s3.js'
+import { createS3Client, storeOf } from '../../services/s3-client.js'
 import type { Store } from '../../services/storage.js'
 
 type Tap = {

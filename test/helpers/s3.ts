@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import pLimit from 'p-limit'
-import { createS3Client } from '../../plugins/s3.js'
+import { createS3Client } from '../../services/s3-client.js'
 import { LOCAL_S3_CREDENTIALS, startFauxqsS3, startLocalS3, type LocalS3 } from '../../dev/local-s3.js'
 import type { Store } from '../../services/storage.js'
 

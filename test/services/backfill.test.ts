@@ -1,7 +1,7 @@
 import t from 'tap'
 import { ListObjectsV2Command } from '@aws-sdk/client-s3'
 import { loadConfig } from '../../config.js'
-import { createS3Client, storeOf } from '../../plugins/s3.js'
+import { createS3Client, storeOf } from '../../services/s3-client.js'
 import { alertKey, webhookKey } from '../../services/keys.js'
 import { putJson, type Store } from '../../services/storage.js'
 import { closeThreatStackClient, createThreatStackClient, type ThreatStackClient } from '../../services/threatstack.js'

@@ -5,7 +5,7 @@ const tap = t
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { CreateBucketCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { KMSClient, CreateKeyCommand, GetPublicKeyCommand } from '@aws-sdk/client-kms'
-import { createS3Client, storeOf } from '../../plugins/s3.js'
+import { createS3Client, storeOf } from '../../services/s3-client.js'
 import { alertKey, webhookKey } from '../../services/keys.js'
 import { putJson, type Store } from '../../services/storage.js'
 import {
