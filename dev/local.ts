@@ -26,7 +26,8 @@ export async function startLocalDependencies (print: (text: string) => void, sou
   const closers: Array<() => Promise<void>> = []
   const notes: string[] = []
 
-  if (env.AWS_ENDPOINT_URL_S3 === undefined && env.TS_AWS_S3_BUCKET === undefined) {
+  const embeddedS3 = env.AWS_ENDPOINT_URL_S3 === undefined && env.TS_AWS_S3_BUCKET === undefined
+  if (embeddedS3) {
     await mkdir(dataDir, { recursive: true })
     const s3 = await startLocalS3({ directory: dataDir, buckets: [DEV_BUCKET] })
     closers.push(async () => s3.close())
@@ -62,8 +63,8 @@ export async function startLocalDependencies (print: (text: string) => void, sou
     notes.push(`dev tokens: ingest "${DEV_INGEST_TOKEN}", read "${DEV_READ_TOKEN}"`)
   }
 
-  if (env.DIGEST_SIGNING_KEY_FILE === undefined && env.DIGEST_KMS_KEY_ID === undefined) {
-    // Digests are signed in dev too, so that `npm run verify` can be tried end to end.
+  if (embeddedS3 && env.DIGEST_SIGNING_KEY_FILE === undefined && env.DIGEST_KMS_KEY_ID === undefined) {
+    // The embedded archive's digests are signed too, so that `npm run verify` can be tried end to end.
     const key = await ensureDevDigestKey(resolve('.dev'))
     env.DIGEST_SIGNING_KEY_FILE = key.privateKeyFile
     notes.push(`digests signed with ${key.privateKeyFile}; verify with --public-key ${key.publicKeyFile}`)
