@@ -2,7 +2,7 @@
 // (s3rver on .dev/s3, the Threat Stack simulator), and dev tokens when none are set. What it
 // starts is printed whatever the log level: endpoints and credentials are for the developer.
 import { mkdir } from 'node:fs/promises'
-import { resolve } from 'node:path'
+import { dirname, resolve } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { loadConfig, readEnv, type Config } from '../config.js'
 import { LOCAL_S3_CREDENTIALS, startLocalS3 } from './local-s3.js'
@@ -65,7 +65,7 @@ export async function startLocalDependencies (print: (text: string) => void, sou
 
   if (embeddedS3 && env.DIGEST_SIGNING_KEY_FILE === undefined && env.DIGEST_KMS_KEY_ID === undefined) {
     // The embedded archive's digests are signed too, so that `npm run verify` can be tried end to end.
-    const key = await ensureDevDigestKey(resolve('.dev'))
+    const key = await ensureDevDigestKey(dirname(resolve(dataDir)))
     env.DIGEST_SIGNING_KEY_FILE = key.privateKeyFile
     notes.push(`digests signed with ${key.privateKeyFile}; verify with --public-key ${key.publicKeyFile}`)
   }

@@ -28,13 +28,15 @@ t.test('with nothing configured, dev starts local S3, the simulator and dev toke
   t.teardown(async () => rm(dir, { recursive: true, force: true }))
   const { log, lines } = capture()
   // Load shedding would answer 503 at random on a busy machine (test/plugins/load.test.ts covers it).
-  const local = await startLocalDependencies(log, { LOAD_MAX_EVENT_LOOP_DELAY_MS: '0', LOAD_MAX_EVENT_LOOP_UTILIZATION: '0' }, dir)
+  const local = await startLocalDependencies(log, { LOAD_MAX_EVENT_LOOP_DELAY_MS: '0', LOAD_MAX_EVENT_LOOP_UTILIZATION: '0' }, join(dir, 's3'))
   t.teardown(async () => local.close())
 
   t.match(local.config.s3, { bucket: DEV_BUCKET, endpoint: /^http:\/\/127\.0\.0\.1:\d+$/ })
   t.match(local.config.threatstack, { baseUrl: /^http:\/\/127\.0\.0\.1:\d+\/v2$/, auth: { kind: 'hawk' } })
   t.same(local.config.auth.ingestTokens, [DEV_INGEST_TOKEN])
   t.match(lines.join('\n'), /embedded S3 \(s3rver\)[\s\S]*Threat Stack simulator[\s\S]*dev tokens/, 'says what it started')
+  t.match(lines.join('\n'), /digests signed with .*digest-signing-key\.pem; verify with --public-key .*digest-public-key\.pem/, 'says where the digest keys are')
+  t.match(local.config.integrity.signingKeyFile, /digest-signing-key\.pem$/, 'the embedded archive\'s digests are signed')
 
   const server = Fastify({ ...serverOptions(local.config), logger: false })
   await server.register(app, { config: local.config })
