@@ -160,7 +160,9 @@ function severityOf (value: string | null): number | null {
 /**
  * One row from an alert's webhook record and full alert, as stored (either may be missing or
  * not JSON). Fields come from the full alert first, then the record; created_at from the record
- * (what its key is filed under), then the full alert, then the key's minute.
+ * (what its key is filed under), then the full alert, then the key's minute. Without a record
+ * (readDayFromJson skips reading it when the full alert's created_at is in the key's minute)
+ * created_at is the full alert's.
  */
 export function rowOf (id: string, keyMinuteMs: number, recordText: string | undefined, fullText: string | undefined): TableRow {
   const record = parseObject(recordText)
@@ -230,9 +232,13 @@ export async function readDayFromJson (deps: TablesDeps, day: string, onAlert?: 
     return bytes === undefined ? undefined : decoder.decode(bytes)
   }
   const rows = await Promise.all(entries.map(async ({ key, id, minuteMs }) => limit(async () => {
-    const [record, full] = await Promise.all([text(key), text(alertKey(store.prefix, id))])
+    // One GET per alert when its full alert is there and agrees with the key's minute (the
+    // record then adds nothing: the full alert has every field first); two otherwise.
+    const full = await text(alertKey(store.prefix, id))
+    const fromFull = full === undefined ? undefined : rowOf(id, minuteMs, undefined, full)
     onAlert?.()
-    return rowOf(id, minuteMs, record, full)
+    if (fromFull?.full_alert === true && fromFull.created_at_ms >= minuteMs && fromFull.created_at_ms < minuteMs + 60_000) return fromFull
+    return rowOf(id, minuteMs, await text(key), full)
   })))
   rows.sort((a, b) => a.created_at_ms - b.created_at_ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   return { rows, keysHash: hashKeys(keys) }
