@@ -38,7 +38,10 @@ export function sqlString (value: string): string {
  * reconfigured: a query typed by a person sees the tables it was given and nothing else.
  */
 export async function confineTo (db: Db, dir: string): Promise<void> {
-  await db.connection.run(`SET allowed_directories = [${sqlString(dir.endsWith('/') ? dir : `${dir}/`)}]`)
+  const root = dir.endsWith('/') ? dir : `${dir}/`
+  // A query larger than memory spills inside the same folder, removed with it.
+  await db.connection.run(`SET temp_directory = ${sqlString(`${root}spill`)}`)
+  await db.connection.run(`SET allowed_directories = [${sqlString(root)}]`)
   await db.connection.run('SET enable_external_access = false')
   await db.connection.run('SET lock_configuration = true')
 }
