@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // threatstack-to-s3-query: SQL over the archived alerts of a time range, run in-process by DuckDB.
 import { parseArgs } from 'node:util'
-import { QueryError, ServiceError } from '../errors/index.js'
+import { ServiceError } from '../errors/index.js'
+import { QueryError } from '../services/duckdb.js'
 import { createS3Client, storeOf } from '../plugins/s3.js'
 import { queryAlerts } from '../services/query.js'
 import { COLUMNS } from '../services/tables.js'

@@ -38,11 +38,6 @@ export class RequestValidationError extends ServiceError {
   readonly statusCode = 400
 }
 
-/** SQL of the `query` command that DuckDB rejected; the message is DuckDB's, for the person who wrote it. */
-export class QueryError extends ServiceError {
-  readonly statusCode = 400
-}
-
 export class AuthenticationError extends ServiceError {
   readonly statusCode = 401
   constructor (options: ServiceErrorOptions = {}) {

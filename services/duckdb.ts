@@ -1,7 +1,16 @@
 // DuckDB in-process: one in-memory database per job, UTC throughout, local files only (S3 bytes
 // travel through our own client; DuckDB's httpfs is neither needed nor loaded).
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api'
-import { QueryError } from '../errors/index.js'
+import { ServiceError } from '../errors/index.js'
+
+/**
+ * SQL of the `query` command that DuckDB rejected; the message is DuckDB's, for the person who
+ * wrote the SQL. A command-line error only: no route answers with it, so it is not part of the
+ * HTTP error catalogue of errors/index.ts.
+ */
+export class QueryError extends ServiceError {
+  readonly statusCode = 400
+}
 
 export interface Db {
   connection: DuckDBConnection

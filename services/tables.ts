@@ -211,11 +211,11 @@ async function dayKeys (store: Store, day: string): Promise<string[]> {
 }
 
 /** The day's rows from its JSON objects: every webhook record of the day and its full alert. @throws S3ClientError */
-export async function readDayFromJson (deps: TablesDeps, day: string, onAlert?: () => void): Promise<DayRows> {
+export async function readDayFromJson (deps: TablesDeps, day: string, onAlert?: () => void, listed?: string[]): Promise<DayRows> {
   const { store } = deps
   const dayMs = parseDay(day)
   if (dayMs === undefined) throw new RangeError(`not a day: ${day}`)
-  const keys = await dayKeys(store, day)
+  const keys = listed ?? await dayKeys(store, day)
   const seen = new Set<string>()
   const entries: Array<{ key: string, id: string, minuteMs: number }> = []
   for (const key of keys) {
@@ -411,12 +411,16 @@ export async function loadAlerts (deps: TablesDeps, db: Db, range: TimeRange, di
   const tell = (): void => options.onProgress?.({ ...progress })
   tell()
   // Days run a few at a time; each day's own GETs are bounded by deps.concurrency.
-  const dayLimit = pLimit(Math.max(1, Math.min(4, deps.concurrency)))
+  const dayLimit = pLimit(Math.max(1, Math.min(16, deps.concurrency)))
   const jsonDays: Array<{ day: string, rows: TableRow[] }> = []
   await Promise.all(days.map(async (day) => dayLimit(async () => {
     const folder = join(dir, `dt=${day}`)
-    let manifest = options.useTables === false ? undefined : await readManifest(store, day)
-    if (manifest !== undefined && options.verify !== false && hashKeys(await dayKeys(store, day)) !== manifest.keysHash) {
+    // The manifest and the listing that checks it go out together.
+    const [found, keys] = options.useTables === false
+      ? [undefined, undefined]
+      : await Promise.all([readManifest(store, day), options.verify === false ? undefined : dayKeys(store, day)])
+    let manifest = found
+    if (manifest !== undefined && keys !== undefined && hashKeys(keys) !== manifest.keysHash) {
       manifest = undefined
       progress.staleDays++
     }
@@ -435,7 +439,7 @@ export async function loadAlerts (deps: TablesDeps, db: Db, range: TimeRange, di
       })))
       progress.compactedDays++
     } else {
-      const { rows } = await readDayFromJson(deps, day, () => { progress.jsonAlerts++; if (progress.jsonAlerts % 100 === 0) tell() })
+      const { rows } = await readDayFromJson(deps, day, () => { progress.jsonAlerts++; if (progress.jsonAlerts % 100 === 0) tell() }, keys)
       jsonDays.push({ day, rows })
     }
     progress.daysDone++

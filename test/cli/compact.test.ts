@@ -1,6 +1,6 @@
-// The compact command (and query's progress line) as real processes against a local S3 server.
+// The compact command as a real process against a local S3 server.
 import t from 'tap'
-import { CLEAR, RANGE, run, setup } from './run.js'
+import { RANGE, run, setup } from './run.js'
 
 t.test('compact builds past days once, then reports them unchanged', async (t) => {
   const { env } = await setup(t)
@@ -25,16 +25,4 @@ t.test('compact builds past days once, then reports them unchanged', async (t) =
   const noBucket = await run('cli/compact.ts', RANGE, { ...env, TS_AWS_S3_BUCKET: '' })
   t.equal(noBucket.code, 2)
   t.match(noBucket.stderr, /TS_AWS_S3_BUCKET is required/)
-})
-
-t.test('on a terminal, compact and query show one progress line, cleared before the result', async (t) => {
-  const { env } = await setup(t)
-  const compact = await run('cli/compact.ts', RANGE, env, true)
-  t.equal(compact.code, 0)
-  t.ok(compact.stdout.includes(`${CLEAR}day 1/2 2017-01-15: `), 'progress of the first day')
-  t.match(compact.stdout, /2 day\(s\): 2 written/)
-  const query = await run('cli/query.ts', [...RANGE, 'SELECT count(*) AS n FROM alerts'], env, true)
-  t.equal(query.code, 0)
-  t.ok(query.stdout.includes(`${CLEAR}days 2/2: 2 part(s) downloaded`), 'progress of the downloads')
-  t.match(query.stdout.split(CLEAR).at(-1), /^n\r?\n-\r?\n3\r?\n\(1 row\)/, 'the line is cleared, then the table')
 })

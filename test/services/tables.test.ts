@@ -6,8 +6,7 @@ import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3'
 import { alertKey, webhookKey } from '../../services/keys.js'
 import { compactDay, daysOf, manifestKey, partKey, rowOf, type TablesDeps } from '../../services/tables.js'
 import { queryAlerts } from '../../services/query.js'
-import { openDb, runQuery } from '../../services/duckdb.js'
-import { QueryError } from '../../errors/index.js'
+import { openDb, runQuery, QueryError } from '../../services/duckdb.js'
 import { startBackend, type CountingStore } from '../helpers/s3.js'
 
 const DAY1 = Date.UTC(2017, 0, 15)
