@@ -64,6 +64,7 @@ const deps = { store, concurrency: 32 }
 const HOST = 'host-07'
 
 async function measure (name: string, fn: () => Promise<unknown>): Promise<{ name: string, ms: number, requests: number, value: unknown }> {
+  if (name !== 'compact') process.stderr.write(`${name.replace('|', ': ')}\n`)
   requests = 0
   const t0 = performance.now()
   const value = await fn()

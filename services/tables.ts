@@ -411,7 +411,7 @@ export async function loadAlerts (deps: TablesDeps, db: Db, range: TimeRange, di
   const tell = (): void => options.onProgress?.({ ...progress })
   tell()
   // Days run a few at a time; each day's own GETs are bounded by deps.concurrency.
-  const dayLimit = pLimit(Math.max(1, Math.min(16, deps.concurrency)))
+  const dayLimit = pLimit(Math.max(1, Math.min(4, deps.concurrency)))
   const jsonDays: Array<{ day: string, rows: TableRow[] }> = []
   await Promise.all(days.map(async (day) => dayLimit(async () => {
     const folder = join(dir, `dt=${day}`)
