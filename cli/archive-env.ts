@@ -1,0 +1,55 @@
+// What the table commands share: the S3 part of the service's configuration (read from the same
+// environment variables) and the [start, end) of the days asked for.
+import { loadConfig, readEnv, ConfigError, type Config } from '../config.js'
+import { ServiceError } from '../errors/index.js'
+import { parseRange, type TimeRange } from '../services/search.js'
+
+export class UsageError extends Error {}
+
+/**
+ * The service's S3 settings. The commands serve nothing and call no Threat Stack: its key and
+ * the tokens are not asked for.
+ * @throws UsageError naming the variable that is wrong
+ */
+export function s3Config (env: Record<string, string | undefined> = readEnv()): Config['s3'] {
+  try {
+    return loadConfig({ THREATSTACK_API_KEY: 'not-used-by-this-command', ...env, AUTH_MODE: 'none' }).s3
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message)
+    throw err
+  }
+}
+
+/** @throws UsageError */
+export function rangeOf (start: string | undefined, end: string | undefined): TimeRange {
+  if (start === undefined || end === undefined) throw new UsageError('--start and --end are required')
+  try {
+    return parseRange(start, end)
+  } catch (err) {
+    throw new UsageError(err instanceof ServiceError ? err.message : String(err))
+  }
+}
+
+/** A positive integer option. @throws UsageError */
+export function intOption (name: string, value: string | undefined, fallback: number, max: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new UsageError(`--${name} must be an integer from 1 to ${max}`)
+  return n
+}
+
+/** One status line: rewritten in place on a terminal, a plain line otherwise only when `final`. */
+export function statusLine (stream: NodeJS.WriteStream): { show: (line: string) => void, done: () => void } {
+  let shown = false
+  return {
+    show: (line) => {
+      if (stream.isTTY !== true) return
+      stream.write(`\r\x1b[2K${line}`)
+      shown = true
+    },
+    done: () => {
+      if (shown) stream.write('\r\x1b[2K')
+      shown = false
+    }
+  }
+}

@@ -1,0 +1,61 @@
+// Objects as bytes (the table tier's Parquet parts) and deletions; SDK failures become S3ClientError.
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3'
+import { toS3ClientError, type Store } from './storage.js'
+
+async function call<T> (store: Store, fn: () => Promise<T>): Promise<T> {
+  return store.limit === undefined ? await fn() : await store.limit(fn)
+}
+
+/** Writes `body` as is. @throws S3ClientError */
+export async function putBytes (store: Store, key: string, body: Uint8Array | string, contentType: string): Promise<void> {
+  try {
+    await call(store, async () => store.s3.send(new PutObjectCommand({
+      Bucket: store.bucket, Key: key, Body: body, ContentType: contentType, ...store.write
+    })))
+  } catch (err) {
+    throw toS3ClientError(err)
+  }
+}
+
+/** The object's bytes; undefined when there is no such key. @throws S3ClientError */
+export async function getBytes (store: Store, key: string): Promise<Uint8Array | undefined> {
+  try {
+    return await call(store, async () => {
+      const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }))
+      return await (res.Body?.transformToByteArray() ?? Promise.resolve(new Uint8Array()))
+    })
+  } catch (err) {
+    if (err instanceof S3ServiceException && err.name === 'NoSuchKey') return undefined
+    throw toS3ClientError(err)
+  }
+}
+
+/** The keys and ETags under `prefix` (all pages). @throws S3ClientError */
+export async function listObjects (store: Store, prefix: string): Promise<Array<{ key: string, etag: string, size: number }>> {
+  const out: Array<{ key: string, etag: string, size: number }> = []
+  let startAfter: string | undefined
+  for (let page = 0; page < 1_000_000; page++) {
+    try {
+      const res = await call(store, async () => store.s3.send(new ListObjectsV2Command({
+        Bucket: store.bucket, Prefix: prefix, ...(startAfter !== undefined && { StartAfter: startAfter })
+      })))
+      for (const o of res.Contents ?? []) if (o.Key !== undefined) out.push({ key: o.Key, etag: o.ETag ?? '', size: o.Size ?? 0 })
+      startAfter = res.Contents?.at(-1)?.Key
+      if (res.IsTruncated !== true || startAfter === undefined) return out
+    } catch (err) {
+      throw toS3ClientError(err)
+    }
+  }
+  return out
+}
+
+/** Deletes the keys, one request each (the table tier deletes a stale part or two at most). @throws S3ClientError */
+export async function deleteKeys (store: Store, keys: string[]): Promise<void> {
+  for (const key of keys) {
+    try {
+      await call(store, async () => store.s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key })))
+    } catch (err) {
+      throw toS3ClientError(err)
+    }
+  }
+}
