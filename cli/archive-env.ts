@@ -1,4 +1,4 @@
-// What the table commands share: the S3 part of the service's configuration (read from the same
+// What the commands share: the S3 part of the service's configuration (read from the same
 // environment variables) and the [start, end) of the days asked for.
 import { loadConfig, readEnv, ConfigError, type Config } from '../config.js'
 import { ServiceError } from '../errors/index.js'
@@ -14,6 +14,19 @@ export class UsageError extends Error {}
 export function s3Config (env: Record<string, string | undefined> = readEnv()): Config['s3'] {
   try {
     return loadConfig({ THREATSTACK_API_KEY: 'not-used-by-this-command', ...env, AUTH_MODE: 'none' }).s3
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message)
+    throw err
+  }
+}
+
+/**
+ * The whole configuration of a command that calls Threat Stack as well (backfill, reconcile):
+ * serving nothing, it needs no tokens. @throws UsageError naming the variable that is wrong
+ */
+export function commandConfig (env: Record<string, string | undefined> = readEnv()): Config {
+  try {
+    return loadConfig({ ...env, AUTH_MODE: 'none' })
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(err.message)
     throw err

@@ -4,11 +4,10 @@
 // configuration from the environment; resumable: hours whose ledger says complete are skipped.
 import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
-import { loadConfig, readEnv, ConfigError } from '../config.js'
 import { ServiceError, UNEXPECTED_MESSAGE } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
 import { closeThreatStackClient, createThreatStackClient } from '../services/threatstack.js'
-import { parseRange } from '../services/search.js'
+import { commandConfig, intOption, rangeOf, UsageError } from './archive-env.js'
 import { backfillHour } from '../services/backfill.js'
 import { HOUR_MS, hourPath, hourStart, readLedger } from '../services/ledger.js'
 import { claimLease, releaseLease } from '../services/leases.js'
@@ -27,6 +26,16 @@ Exit code: 0 every hour complete, 1 something missing or pending (or, dry run, l
 function fail (message: string, usage = true): never {
   process.stderr.write(usage ? `${message}\n\n${USAGE}\n` : `${message}\n`)
   process.exit(2)
+}
+
+/** Runs the argument checks, a UsageError ending the command with its message and the usage. */
+function usage<T> (fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message)
+    throw err
+  }
 }
 
 let args: { start?: string, end?: string, concurrency?: string, 'dry-run'?: boolean, force?: boolean, help?: boolean }
@@ -48,27 +57,12 @@ if (args.help === true) {
   process.stdout.write(`${USAGE}\n`)
   process.exit(0)
 }
-if (args.start === undefined || args.end === undefined) fail('--start and --end are required')
-const concurrency = Number(args.concurrency ?? 8)
-if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) fail('--concurrency must be an integer from 1 to 256')
 const dryRun = args['dry-run'] === true
 const force = args.force === true
 
-let range
-try {
-  range = parseRange(args.start, args.end)
-} catch (err) {
-  fail(err instanceof ServiceError ? err.message : String(err))
-}
+const { range, concurrency } = usage(() => ({ range: rangeOf(args.start, args.end), concurrency: intOption('concurrency', args.concurrency, 8, 256) }))
 
-let config
-try {
-  // Serving nothing, the command needs no tokens.
-  config = loadConfig({ ...readEnv(), AUTH_MODE: 'none' })
-} catch (err) {
-  if (err instanceof ConfigError) fail(err.message)
-  throw err
-}
+const config = usage(() => commandConfig())
 if (config.threatstack.auth.kind === 'legacy') {
   fail('backfill needs the Threat Stack API v2: set THREATSTACK_USER_ID and THREATSTACK_ORGANIZATION_ID (the legacy API key cannot list alerts)', false)
 }

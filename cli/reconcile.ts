@@ -2,11 +2,10 @@
 // threatstack-to-s3-reconcile: completes the archive of a time range. Reads the service's
 // configuration from the environment; exits 0 when every alert of the range is complete.
 import { parseArgs } from 'node:util'
-import { loadConfig, readEnv, ConfigError } from '../config.js'
 import { ServiceError } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
 import { closeThreatStackClient, createThreatStackClient } from '../services/threatstack.js'
-import { parseRange } from '../services/search.js'
+import { commandConfig, intOption, rangeOf, UsageError } from './archive-env.js'
 import { reconcile, type ReconcileProgress } from '../services/reconcile.js'
 
 const USAGE = `Usage: threatstack-to-s3-reconcile --start <date> --end <date> [--concurrency <n>]
@@ -21,6 +20,16 @@ function fail (message: string): never {
   process.exit(2)
 }
 
+/** Runs the argument checks, a UsageError ending the command with its message and the usage. */
+function usage<T> (fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message)
+    throw err
+  }
+}
+
 let args: { start?: string, end?: string, concurrency?: string, help?: boolean }
 try {
   args = parseArgs({
@@ -33,25 +42,10 @@ if (args.help === true) {
   process.stdout.write(`${USAGE}\n`)
   process.exit(0)
 }
-if (args.start === undefined || args.end === undefined) fail('--start and --end are required')
-const concurrency = Number(args.concurrency ?? 8)
-if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) fail('--concurrency must be an integer from 1 to 256')
 
-let range
-try {
-  range = parseRange(args.start, args.end)
-} catch (err) {
-  fail(err instanceof ServiceError ? err.message : String(err))
-}
+const { range, concurrency } = usage(() => ({ range: rangeOf(args.start, args.end), concurrency: intOption('concurrency', args.concurrency, 8, 256) }))
 
-let config
-try {
-  // Serving nothing, the command needs no tokens.
-  config = loadConfig({ ...readEnv(), AUTH_MODE: 'none' })
-} catch (err) {
-  if (err instanceof ConfigError) fail(err.message)
-  throw err
-}
+const config = usage(() => commandConfig())
 
 const s3 = createS3Client(config.s3)
 const threatstack = createThreatStackClient(config.threatstack)

@@ -4,10 +4,9 @@
 import { parseArgs } from 'node:util'
 import { readFileSync } from 'node:fs'
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { loadConfig, readEnv, ConfigError } from '../config.js'
 import { ServiceError } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
-import { parseRange } from '../services/search.js'
+import { intOption, rangeOf, s3Config, UsageError } from './archive-env.js'
 import { verifyArchive, type HourReport, type VerifyProgress } from '../services/verify.js'
 
 const USAGE = `Usage: threatstack-to-s3-verify --start <date> --end <date> --public-key <file> [--json] [--concurrency <n>]
@@ -23,6 +22,16 @@ Exit code: 0 everything verifies, 1 something does not, 2 bad arguments or confi
 function fail (message: string): never {
   process.stderr.write(`${message}\n\n${USAGE}\n`)
   process.exit(2)
+}
+
+/** Runs the argument checks, a UsageError ending the command with its message and the usage. */
+function usage<T> (fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message)
+    throw err
+  }
 }
 
 let args: { start?: string, end?: string, 'public-key'?: string, json?: boolean, concurrency?: string, help?: boolean }
@@ -44,17 +53,8 @@ if (args.help === true) {
   process.stdout.write(`${USAGE}\n`)
   process.exit(0)
 }
-if (args.start === undefined || args.end === undefined) fail('--start and --end are required')
+const { range, concurrency } = usage(() => ({ range: rangeOf(args.start, args.end), concurrency: intOption('concurrency', args.concurrency, 16, 256) }))
 if (args['public-key'] === undefined) fail('--public-key is required')
-const concurrency = Number(args.concurrency ?? 16)
-if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) fail('--concurrency must be an integer from 1 to 256')
-
-let range
-try {
-  range = parseRange(args.start, args.end)
-} catch (err) {
-  fail(err instanceof ServiceError ? err.message : String(err))
-}
 
 let publicKey: KeyObject
 try {
@@ -63,17 +63,10 @@ try {
   fail('--public-key must name a readable public key file (PEM)')
 }
 
-let config
-try {
-  // An auditor has read access to the bucket, not the service's secrets: no tokens, no API key.
-  const env = readEnv()
-  config = loadConfig({ ...env, AUTH_MODE: 'none', THREATSTACK_API_KEY: env.THREATSTACK_API_KEY ?? 'not-used-by-verify' })
-} catch (err) {
-  if (err instanceof ConfigError) fail(err.message)
-  throw err
-}
+// An auditor has read access to the bucket, not the service's secrets: no tokens, no API key.
+const s3Settings = usage(() => s3Config())
 
-const s3 = createS3Client(config.s3)
+const s3 = createS3Client(s3Settings)
 const tty = process.stderr.isTTY
 const progress = (p: VerifyProgress): void => {
   if (tty) process.stderr.write(`\rverified ${p.hoursDone}/${p.hoursTotal} hours, ${p.objectsChecked} objects, ${p.problems} problems`)
@@ -86,7 +79,7 @@ function describe (hour: HourReport): string {
 }
 
 try {
-  const report = await verifyArchive({ store: storeOf(config.s3, s3), publicKey, concurrency }, range, progress)
+  const report = await verifyArchive({ store: storeOf(s3Settings, s3), publicKey, concurrency }, range, progress)
   if (tty) process.stderr.write('\n')
   if (args.json === true) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
