@@ -359,8 +359,8 @@ async function selectPositions (deps: SearchDeps, page: Page, count: number): Pr
 }
 
 /**
- * S3 object reads a filtered page may make, per alert of `limit`: the same bound as an
- * unfiltered page (SPEC: 2 × limit reads plus listing calls), so a filter that matches little
+ * S3 object reads a filtered page may make, per alert of `limit`: the bound any page
+ * of a search keeps (2 × limit reads plus listing calls), so a filter that matches little
  * stops at it and hands back a cursor instead of scanning the range.
  */
 export const FILTERED_READS_PER_ALERT = 2
