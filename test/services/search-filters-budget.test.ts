@@ -10,6 +10,10 @@ import { startBackend, type CountingStore } from '../helpers/s3.js'
 
 const T0 = Date.UTC(2017, 0, 15, 23, 10) // 2017-01-15T23:10:00.000Z
 
+// Filling s3rver with 3,000 objects (record, full alert and index entry of 1,000 alerts) takes
+// most of this file's time, and far more than tap's default per file on a loaded machine.
+t.setTimeout(360_000)
+
 interface Seeded { id: string, at: number, full?: Record<string, unknown> | undefined, record?: Record<string, unknown> }
 
 /** Archives alerts as the service does now (record, full alert unless absent, index entry), 32 at a time. */
@@ -57,7 +61,7 @@ t.test('on s3rver, 1,000 alerts, filtered', async (t) => {
 
   t.test('a filter matching nothing over 1,000 alerts: each page stays within its budget, and the cursors reach the end', async (t) => {
     await seedIndexed(store, many)
-    const limit = 50
+    const limit = 100
     const budget = FILTERED_READS_PER_ALERT * limit
     const { ids: seen, pages, reads } = await allPages(store, deps, manyRange, limit, { q: 'matches nothing' }, 30)
     t.same(seen, [], 'nothing found')
@@ -73,11 +77,11 @@ t.test('on s3rver, 1,000 alerts, filtered', async (t) => {
   })
 
   t.test('a rare match is found on a later page', async (t) => {
-    const limit = 25
-    const { ids: seen, pages, reads } = await allPages(store, deps, manyRange, limit, { rule: 'rule-rare' }, 80)
+    const limit = 50
+    const { ids: seen, pages, reads } = await allPages(store, deps, manyRange, limit, { rule: 'rule-rare' }, 30)
     t.same(seen, ['many-0700'])
     const at = pages.findIndex((p) => p.alerts.length > 0)
-    t.ok(at > 5, `on page ${at + 1}`)
+    t.equal(at, 7, `on page ${at + 1} of 10`)
     t.ok(pages.slice(0, at).every((p) => p.partial === true && p.alerts.length === 0), 'pages before it: empty, partial, with a cursor')
     t.equal(pages.at(-1)?.nextCursor, null)
     t.ok(reads.every((r) => r <= FILTERED_READS_PER_ALERT * limit), `within the budget (${Math.max(...reads)})`)
@@ -86,19 +90,15 @@ t.test('on s3rver, 1,000 alerts, filtered', async (t) => {
     t.equal(wide.nextCursor, null)
   })
 
-  t.test('a filter matching many: full pages, no repeat or skip, a cursor only when more follow', async (t) => {
+  t.test('a filter matching many, or all: a page of the whole range, full pages with no repeat or skip', async (t) => {
     const expected = many.filter((_, i) => i % 3 === 0 && i % 4 === 1).map((a) => a.id)
-    for (const limit of [40, 1000]) {
-      const { ids: seen, pages, reads } = await allPages(store, deps, manyRange, limit, { severity: [1], server: 'web-1' }, 200)
-      t.same(seen, expected, `limit ${limit}: every match once, in order`)
-      t.ok(reads.every((r) => r <= FILTERED_READS_PER_ALERT * limit), `limit ${limit}: within the budget`)
-      // Matches are 1 in 12: a page's budget of 2 × limit reads finds fewer than limit of them.
-      for (const page of pages.slice(0, -1)) t.ok(page.alerts.length === limit || page.partial === true, `limit ${limit}: a page is full or says it is partial`)
-    }
-    const dense = await allPages(store, deps, manyRange, 250, { source: 'host' }, 20)
+    const one = await searchAlerts(deps, manyRange, { limit: 1000, filters: { severity: [1], server: 'web-1' } })
+    t.same(ids(one), expected, 'every match, in order')
+    t.same({ nextCursor: one.nextCursor, partial: one.partial }, { nextCursor: null, partial: false })
+    const dense = await allPages(store, deps, manyRange, 500, { source: 'host' }, 5)
     t.same(dense.ids, many.map((a) => a.id), 'a filter matching all: the whole range')
-    t.equal(dense.pages.length, 4, 'no empty last page')
+    t.equal(dense.pages.length, 2, 'no empty last page')
     t.ok(dense.pages.every((p) => p.partial === false))
-    t.ok(dense.reads.every((r) => r <= 250 + 8), `about one read an alert, a window more at most (${Math.max(...dense.reads)})`)
+    t.ok(dense.reads.every((r) => r <= 500 + 8), `about one read an alert, a window more at most (${Math.max(...dense.reads)})`)
   })
 })

@@ -152,6 +152,25 @@ t.test('on s3rver, filters', async (t) => {
     t.equal(unfiltered.alerts.length + unfiltered.missing.length, alerts.length)
   })
 
+  t.test('a filter matching one alert in twelve, paged: every match once, each page full or partial', async (t) => {
+    const SPARSE = T0 + 120 * 60_000
+    const sparse: Seeded[] = Array.from({ length: 120 }, (_, i) => ({
+      id: `sparse-${String(i).padStart(4, '0')}`,
+      at: SPARSE + i * 500,
+      full: { title: `Alert ${i}`, severity: 1 + (i % 3), server_or_region: `web-${i % 4}` }
+    }))
+    await seedIndexed(store, sparse)
+    const expected = sparse.filter((_, i) => i % 3 === 0 && i % 4 === 1).map((a) => a.id)
+    const range = { startMs: SPARSE, endMs: SPARSE + 60_000 }
+    for (const limit of [1, 4, 9]) {
+      const { ids: seen, pages, reads } = await allPages(store, deps, range, limit, { severity: [1], server: 'web-1' }, 150)
+      t.same(seen, expected, `limit ${limit}: every match once, in order`)
+      t.ok(reads.every((r) => r <= FILTERED_READS_PER_ALERT * limit), `limit ${limit}: within the budget (${Math.max(...reads)})`)
+      t.ok(pages.slice(0, -1).every((p) => p.alerts.length === limit || p.partial === true), `limit ${limit}: a page with a cursor is full or says it is partial`)
+      t.equal(pages.at(-1)?.nextCursor, null)
+    }
+  })
+
   t.test('alerts without a full alert cost a read of their record, within the budget', async (t) => {
     const HALF = T0 + 90 * 60_000
     // Every other alert has no full alert: its record says severity 1.
