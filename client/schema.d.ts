@@ -152,7 +152,7 @@ export interface paths {
         };
         /**
          * Archived alerts created in a time range
-         * @description Alerts with start ≤ created_at < end, exact to the millisecond, in ascending created_at order, a page at a time. An alert whose webhook record is archived but whose full alert is not is listed in `missing`.
+         * @description Alerts with start ≤ created_at < end, exact to the millisecond, in ascending created_at order, a page at a time. An alert whose webhook record is archived but whose full alert is not is listed in `missing`. Filters (`severity`, repeatable; `source`; `server`; `rule`; `q`) all apply at once, on the full alert, or on the webhook record of an alert listed in `missing`. A filtered page reads at most 2 × `limit` objects: when that budget is spent first, it answers what matched so far with `partial: true`, `scannedUntil` (how far it got) and a `nextCursor` that continues the scan. A cursor is valid only with the start, end and filters it came from.
          */
         get: operations["searchAlerts"];
         put?: never;
@@ -197,7 +197,7 @@ export interface paths {
         /**
          * Archived alerts created in a time range
          * @deprecated
-         * @description Alerts with start ≤ created_at < end, exact to the millisecond, in ascending created_at order, a page at a time. An alert whose webhook record is archived but whose full alert is not is listed in `missing`.
+         * @description Alerts with start ≤ created_at < end, exact to the millisecond, in ascending created_at order, a page at a time. An alert whose webhook record is archived but whose full alert is not is listed in `missing`. Filters (`severity`, repeatable; `source`; `server`; `rule`; `q`) all apply at once, on the full alert, or on the webhook record of an alert listed in `missing`. A filtered page reads at most 2 × `limit` objects: when that budget is spent first, it answers what matched so far with `partial: true`, `scannedUntil` (how far it got) and a `nextCursor` that continues the scan. A cursor is valid only with the start, end and filters it came from.
          */
         get: operations["searchAlertsLegacy"];
         put?: never;
@@ -1109,8 +1109,36 @@ export interface operations {
                 end: string;
                 /** @description alerts per page */
                 limit?: number;
-                /** @description nextCursor of the previous page */
+                /** @description nextCursor of the previous page (of the same start, end and filters) */
                 cursor?: string;
+                /**
+                 * @description only alerts of these severities (1 high to 3 low); repeat for several: `severity=1&severity=2`
+                 * @example [
+                 *       1,
+                 *       2
+                 *     ]
+                 */
+                severity?: number[];
+                /**
+                 * @description only alerts of this source (`source`, or `dataSource` of API v2 alerts), ignoring case
+                 * @example host
+                 */
+                source?: string;
+                /**
+                 * @description only alerts of this host or region (`server_or_region`, or `hostname` of API v2 alerts), ignoring case
+                 * @example ip-10-0-0-1
+                 */
+                server?: string;
+                /**
+                 * @description only alerts of this rule id (`rule.id`, `ruleId` or `rule_id`), exactly
+                 * @example 5579c7d7acd7a4e91c000002
+                 */
+                rule?: string;
+                /**
+                 * @description only alerts whose `title` contains this, ignoring case
+                 * @example login
+                 */
+                q?: string;
             };
             header?: never;
             path?: never;
@@ -1118,7 +1146,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A page of the alerts in the range */
+            /** @description A page of the alerts in the range (matching the filters, if any) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1150,6 +1178,13 @@ export interface operations {
                         nextCursor: string | null;
                         /** @description ids whose webhook record is archived but whose full alert is not (yet) */
                         missing: string[];
+                        /** @description filtered searches only: true when the page stopped at its read budget (2 × limit reads) before it held limit alerts; continue with nextCursor */
+                        partial?: boolean;
+                        /**
+                         * Format: date-time
+                         * @description filtered searches only: created_at of the last alert the page examined (the next page continues after it); null once the range is exhausted
+                         */
+                        scannedUntil?: string | null;
                     };
                 };
             };
@@ -1850,8 +1885,36 @@ export interface operations {
                 end: string;
                 /** @description alerts per page */
                 limit?: number;
-                /** @description nextCursor of the previous page */
+                /** @description nextCursor of the previous page (of the same start, end and filters) */
                 cursor?: string;
+                /**
+                 * @description only alerts of these severities (1 high to 3 low); repeat for several: `severity=1&severity=2`
+                 * @example [
+                 *       1,
+                 *       2
+                 *     ]
+                 */
+                severity?: number[];
+                /**
+                 * @description only alerts of this source (`source`, or `dataSource` of API v2 alerts), ignoring case
+                 * @example host
+                 */
+                source?: string;
+                /**
+                 * @description only alerts of this host or region (`server_or_region`, or `hostname` of API v2 alerts), ignoring case
+                 * @example ip-10-0-0-1
+                 */
+                server?: string;
+                /**
+                 * @description only alerts of this rule id (`rule.id`, `ruleId` or `rule_id`), exactly
+                 * @example 5579c7d7acd7a4e91c000002
+                 */
+                rule?: string;
+                /**
+                 * @description only alerts whose `title` contains this, ignoring case
+                 * @example login
+                 */
+                q?: string;
             };
             header?: never;
             path?: never;
@@ -1859,7 +1922,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A page of the alerts in the range */
+            /** @description A page of the alerts in the range (matching the filters, if any) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1891,6 +1954,13 @@ export interface operations {
                         nextCursor: string | null;
                         /** @description ids whose webhook record is archived but whose full alert is not (yet) */
                         missing: string[];
+                        /** @description filtered searches only: true when the page stopped at its read budget (2 × limit reads) before it held limit alerts; continue with nextCursor */
+                        partial?: boolean;
+                        /**
+                         * Format: date-time
+                         * @description filtered searches only: created_at of the last alert the page examined (the next page continues after it); null once the range is exhausted
+                         */
+                        scannedUntil?: string | null;
                     };
                 };
             };

@@ -1,7 +1,7 @@
 // Request validation with TypeBox's own compiler. Bodies are checked, never coerced or
 // stripped, so an alert is archived exactly as it was received; in query strings and
 // params, a string of digits becomes the integer a schema asks for (a `limit` of "10"
-// becomes 10) and nothing else is converted ("1.5" and "true" stay strings, and fail).
+// becomes 10), a parameter given once where a list is asked for becomes a list of one, and nothing else is converted ("1.5" and "true" stay strings, and fail).
 import fp from 'fastify-plugin'
 import { Kind, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
@@ -42,6 +42,12 @@ function convertStrict (schema: TSchema, input: unknown): unknown {
   const output: Record<string, unknown> = { ...input }
   for (const [key, value] of Object.entries(output)) {
     if (typeof value === 'string' && properties[key]?.[Kind] === 'Integer' && INTEGER.test(value)) output[key] = Number(value)
+    // A repeatable parameter (`severity=1&severity=2`) arrives as an array, or a string when given once.
+    const items = properties[key]?.[Kind] === 'Array' ? properties[key]?.items as TSchema | undefined : undefined
+    if (items !== undefined && (typeof value === 'string' || Array.isArray(value))) {
+      output[key] = (Array.isArray(value) ? value as unknown[] : [value])
+        .map((v) => items[Kind] === 'Integer' && typeof v === 'string' && INTEGER.test(v) ? Number(v) : v)
+    }
   }
   return output
 }

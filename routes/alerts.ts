@@ -8,7 +8,7 @@ import { AlertIdParamsSchema, IngestQuerySchema, SEARCH_DEFAULT_LIMIT, SearchQue
 import { AlertReplySchema, ArchiveReplySchema, SearchReplySchema, errorResponses } from '../schemas/envelope.js'
 import { archiveAlerts, type ArchiveDeps } from '../services/archive.js'
 import { webhookRecords } from '../services/webhook.js'
-import { decodeCursor, getAlert, parseRange, searchAlerts, type SearchDeps } from '../services/search.js'
+import { decodeCursor, getAlert, normalizeFilters, parseRange, searchAlerts, type SearchDeps } from '../services/search.js'
 
 /** An archived alert never changes: a year, in the caller's own cache only (it takes a read token). */
 const ARCHIVED_ALERT_MAX_AGE_S = 365 * 24 * 60 * 60
@@ -109,7 +109,11 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       summary: 'Archived alerts created in a time range',
       description: 'Alerts with start ≤ created_at < end, exact to the millisecond, in ascending created_at order, ' +
-        'a page at a time. An alert whose webhook record is archived but whose full alert is not is listed in `missing`.',
+        'a page at a time. An alert whose webhook record is archived but whose full alert is not is listed in `missing`. ' +
+        'Filters (`severity`, repeatable; `source`; `server`; `rule`; `q`) all apply at once, on the full alert, or on the webhook ' +
+        'record of an alert listed in `missing`. A filtered page reads at most 2 × `limit` objects: when that budget is spent first, ' +
+        'it answers what matched so far with `partial: true`, `scannedUntil` (how far it got) and a `nextCursor` that continues the scan. ' +
+        'A cursor is valid only with the start, end and filters it came from.',
       operationId: 'searchAlerts',
       querystring: SearchQuerySchema,
       response: {
@@ -119,8 +123,15 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
   }, async (request, reply) => {
-    const { start, end, limit = SEARCH_DEFAULT_LIMIT, cursor } = request.query
+    const { start, end, limit = SEARCH_DEFAULT_LIMIT, cursor, severity, source, server, rule, q } = request.query
     const range = parseRange(start, end)
+    const filters = normalizeFilters({
+      ...(severity !== undefined && { severity }),
+      ...(source !== undefined && { source }),
+      ...(server !== undefined && { server }),
+      ...(rule !== undefined && { rule }),
+      ...(q !== undefined && { q })
+    })
     // A client that hangs up stops its search: the response closing unfinished means nobody
     // will read the page (the request's own close also fires once a form body is read).
     // It ends as a 4xx for the log (at info): there is nobody left to answer.
@@ -131,7 +142,8 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const page = await searchAlerts(searchDeps, range, {
       limit,
       signal: gone.signal,
-      ...(cursor !== undefined && { after: decodeCursor(range, cursor) })
+      ...(filters !== undefined && { filters }),
+      ...(cursor !== undefined && { after: decodeCursor(range, cursor, filters) })
     })
     return { success: true as const, ...page }
   })

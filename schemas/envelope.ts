@@ -143,9 +143,15 @@ export const SearchReplySchema = Type.Object({
   success: Type.Literal(true),
   alerts: Type.Array(Type.Object({}, { additionalProperties: true }), { description: 'full alerts, ascending created_at' }),
   nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'pass as `cursor` for the next page; null on the last page' }),
-  missing: Type.Array(Type.String(), { description: 'ids whose webhook record is archived but whose full alert is not (yet)' })
+  missing: Type.Array(Type.String(), { description: 'ids whose webhook record is archived but whose full alert is not (yet)' }),
+  partial: Type.Optional(Type.Boolean({
+    description: 'filtered searches only: true when the page stopped at its read budget (2 × limit reads) before it held limit alerts; continue with nextCursor'
+  })),
+  scannedUntil: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+    description: 'filtered searches only: created_at of the last alert the page examined (the next page continues after it); null once the range is exhausted'
+  }))
 }, {
-  description: 'A page of the alerts in the range',
+  description: 'A page of the alerts in the range (matching the filters, if any)',
   examples: [{
     success: true,
     alerts: [{ id: ALERT_ID, created_at: 1484521800000, severity: 2, title: 'Unexpected login' }],

@@ -18,6 +18,8 @@ export interface SearchDeps {
 export interface PageRequest {
   limit: number
   after?: Position
+  /** Only the alerts that match all of these; undefined (or empty) for every alert of the range. */
+  filters?: SearchFilters
   /** Aborted when nobody waits for the page any more: no S3 call starts after it, those under way are cancelled. */
   signal?: AbortSignal
 }
@@ -33,6 +35,30 @@ export interface SearchPage {
   nextCursor: string | null
   /** Ids whose webhook record is archived but whose full alert is not (yet). */
   missing: string[]
+  /**
+   * Filtered searches only: true when the page stopped at its read budget before it held `limit`
+   * alerts (there may be more after `nextCursor`), false otherwise.
+   */
+  partial?: boolean
+  /** Filtered searches only: the created_at (ISO) of the last alert the page examined; null once the range is exhausted. */
+  scannedUntil?: string | null
+}
+
+/**
+ * What a search may ask of the alerts it returns, all of them at once. Matched on the full
+ * alert, or on the webhook record of an alert whose full alert is not archived (yet).
+ */
+export interface SearchFilters {
+  /** `severity` is one of these (1-3). */
+  severity?: number[]
+  /** `source` (API v2: `dataSource`) equals this, ignoring case. */
+  source?: string
+  /** `server_or_region` (API v2: `hostname`) equals this, ignoring case. */
+  server?: string
+  /** The rule id, `rule.id` (API v1), `ruleId` (API v2) or `rule_id`, equals this exactly. */
+  rule?: string
+  /** `title` contains this, ignoring case. */
+  q?: string
 }
 
 /** The stored full alert. @throws AlertNotFoundError | S3ClientError */
@@ -83,14 +109,35 @@ export function parseRange (start: string, end: string): TimeRange {
   return { startMs, endMs }
 }
 
-export function encodeCursor (range: TimeRange, position: Position): string {
-  return Buffer.from(JSON.stringify({ v: 1, s: range.startMs, e: range.endMs, ...position })).toString('base64url')
+/** The filters in one canonical form, undefined when none is set: the form a cursor is bound to. */
+export function normalizeFilters (filters: SearchFilters | undefined): SearchFilters | undefined {
+  if (filters === undefined) return undefined
+  const out: SearchFilters = {}
+  if (filters.severity !== undefined && filters.severity.length > 0) out.severity = [...new Set(filters.severity)].sort()
+  if (filters.source !== undefined) out.source = filters.source.toLowerCase()
+  if (filters.server !== undefined) out.server = filters.server.toLowerCase()
+  if (filters.rule !== undefined) out.rule = filters.rule
+  if (filters.q !== undefined) out.q = filters.q.toLowerCase()
+  return Object.keys(out).length === 0 ? undefined : out
 }
 
-/** @throws RequestValidationError when the cursor was not made by a search of this very range */
-export function decodeCursor (range: TimeRange, cursor: string): Position {
+/** A short digest of a filter set: a cursor carries it, so that it resumes only the same filters. */
+function filtersTag (filters: SearchFilters): string {
+  const { severity, source, server, rule, q } = filters
+  return createHash('sha256').update(JSON.stringify([severity ?? null, source ?? null, server ?? null, rule ?? null, q ?? null]))
+    .digest('base64url').slice(0, 22)
+}
+
+/** A cursor of an unfiltered search keeps the format it always had; a filtered one adds the digest of its filters. */
+export function encodeCursor (range: TimeRange, position: Position, filters?: SearchFilters): string {
+  const normal = normalizeFilters(filters)
+  return Buffer.from(JSON.stringify({ v: 1, s: range.startMs, e: range.endMs, ...position, ...(normal !== undefined && { f: filtersTag(normal) }) })).toString('base64url')
+}
+
+/** @throws RequestValidationError when the cursor was not made by a search of this very range and these filters */
+export function decodeCursor (range: TimeRange, cursor: string, filters?: SearchFilters): Position {
   const invalid = (): RequestValidationError =>
-    new RequestValidationError('cursor is invalid', { details: ['/cursor must be a nextCursor returned by the same search (same start and end)'] })
+    new RequestValidationError('cursor is invalid', { details: ['/cursor must be a nextCursor returned by the same search (same start, end and filters)'] })
   let value: unknown
   try {
     value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
@@ -98,14 +145,52 @@ export function decodeCursor (range: TimeRange, cursor: string): Position {
     throw new RequestValidationError('cursor is invalid', { cause: err, details: invalid().details })
   }
   if (typeof value !== 'object' || value === null) throw invalid()
-  const { v, s, e, m, t, id } = value as Record<string, unknown>
+  const { v, s, e, m, t, id, f } = value as Record<string, unknown>
   const isInt = (x: unknown): x is number => Number.isSafeInteger(x)
+  const normal = normalizeFilters(filters)
   if (v !== 1 || s !== range.startMs || e !== range.endMs || !isInt(m) || !isInt(t) ||
     typeof id !== 'string' || !/^[A-Za-z0-9_-]{4,128}$/.test(id) || m % 60_000 !== 0 ||
-    m < minuteStart(range.startMs) || m > minuteStart(range.endMs - 1)) {
+    m < minuteStart(range.startMs) || m > minuteStart(range.endMs - 1) ||
+    f !== (normal === undefined ? undefined : filtersTag(normal))) {
     throw invalid()
   }
   return { m, t, id }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/** The first of `paths` (dotted) that names a string or a finite number, as text. */
+function field (alert: Record<string, unknown>, paths: readonly string[]): string | undefined {
+  for (const path of paths) {
+    let value: unknown = alert
+    for (const part of path.split('.')) value = isObject(value) ? value[part] : undefined
+    if (typeof value === 'string') return value
+    if (typeof value === 'number' && Number.isFinite(value)) return String(value)
+  }
+  return undefined
+}
+
+// The field names of both API versions, as the table tier reads them: API v1 (and webhooks)
+// write snake_case and a nested `rule`, API v2 camelCase.
+const SOURCE_FIELDS = ['source', 'dataSource']
+const SERVER_FIELDS = ['server_or_region', 'serverOrRegion', 'hostname']
+const RULE_FIELDS = ['rule_id', 'ruleId', 'rule.id']
+
+/** Whether an alert (full alert or webhook record) matches every filter; filters in normalized form. */
+export function matchesFilters (filters: SearchFilters, alert: Record<string, unknown>): boolean {
+  if (filters.severity !== undefined) {
+    const severity = field(alert, ['severity'])
+    if (severity === undefined || !/^[1-3]$/.test(severity) || !filters.severity.includes(Number(severity))) return false
+  }
+  if (filters.source !== undefined && field(alert, SOURCE_FIELDS)?.toLowerCase() !== filters.source) return false
+  if (filters.server !== undefined && field(alert, SERVER_FIELDS)?.toLowerCase() !== filters.server) return false
+  if (filters.rule !== undefined && field(alert, RULE_FIELDS) !== filters.rule) return false
+  if (filters.q !== undefined) {
+    const title = alert.title
+    if (typeof title !== 'string' || !title.toLowerCase().includes(filters.q)) return false
+  }
+  return true
 }
 
 function compare (a: Position, b: Position): number {
@@ -219,27 +304,23 @@ async function fallbackMinute (deps: SearchDeps, page: Page, minuteMs: number, b
 }
 
 /**
- * One page of the alerts with `start ≤ created_at < end`, in ascending created_at order.
- * Two listings run side by side over the range's minutes (resuming at the cursor's minute): the
- * webhook records, which say which alerts exist, and the index entries, whose keys carry
- * created_at. Where a minute's two listings name the same ids, the page is read off the index
- * keys alone and only its full alerts are fetched: at most `limit` reads, however many alerts
- * share the minute, and nothing kept beyond the page. Other minutes fall back to reading their
- * records without an entry. Listing calls follow the alerts of the minutes the page touches.
- * @throws S3ClientError, never a partial page that looks complete; the signal's reason once aborted
+ * The first `count` positions of the range after `page.after`, in order. Two listings run side
+ * by side over the range's minutes (resuming at the cursor's minute): the webhook records,
+ * which say which alerts exist, and the index entries, whose keys carry created_at. Where a
+ * minute's two listings name the same ids, positions are read off the index keys alone, however
+ * many alerts share the minute, and nothing is kept beyond `count`. Other minutes fall back to
+ * reading their records without an entry. Listing calls follow the alerts of the minutes touched.
  */
-export async function searchAlerts (deps: SearchDeps, range: TimeRange, request: PageRequest): Promise<SearchPage> {
+async function selectPositions (deps: SearchDeps, page: Page, count: number): Promise<Position[]> {
   const { store } = deps
-  const { limit: size, after, signal } = request
-  const page: Page = { range, after, signal }
+  const { range, after, signal } = page
   const firstMinute = minuteStart(range.startMs)
   const lastMinute = minuteStart(range.endMs - 1)
   const from = after?.m ?? firstMinute
   const records = new Peekable(parsed(listKeys(store, webhookListing(store.prefix, from, lastMinute), 1000, signal), (k) => parseWebhookKey(store.prefix, k)))
   const index = new Peekable(parsed(listKeys(store, indexListing(store.prefix, from, lastMinute), 1000, signal), (k) => parseIndexKey(store.prefix, k)))
-  // One more than the page, to know whether another page follows.
   const selected: Position[] = []
-  const room = (): number => size + 1 - selected.length
+  const room = (): number => count - selected.length
 
   await guarded(signal, async () => {
     while (room() > 0) {
@@ -274,6 +355,32 @@ export async function searchAlerts (deps: SearchDeps, range: TimeRange, request:
       selected.push(...found.slice(0, room()))
     }
   })
+  return selected
+}
+
+/**
+ * S3 object reads a filtered page may make, per alert of `limit`: the bound any page
+ * of a search keeps (2 × limit reads plus listing calls), so a filter that matches little
+ * stops at it and hands back a cursor instead of scanning the range.
+ */
+export const FILTERED_READS_PER_ALERT = 2
+
+const isoOf = (ms: number): string => new Date(ms).toISOString()
+
+/**
+ * One page of the alerts with `start ≤ created_at < end`, in ascending created_at order:
+ * positions come from selectPositions, then only the page's full alerts are fetched (at most
+ * `limit` reads). With filters, see filteredPage.
+ * @throws S3ClientError, never a partial page that looks complete; the signal's reason once aborted
+ */
+export async function searchAlerts (deps: SearchDeps, range: TimeRange, request: PageRequest): Promise<SearchPage> {
+  const { store } = deps
+  const { limit: size, after, signal } = request
+  const page: Page = { range, after, signal }
+  const filters = normalizeFilters(request.filters)
+  if (filters !== undefined) return await filteredPage(deps, page, size, filters)
+  // One more than the page, to know whether another page follows.
+  const selected = await selectPositions(deps, page, size + 1)
 
   const pageEntries = selected.slice(0, size)
   const limit = pLimit(deps.concurrency)
@@ -292,5 +399,75 @@ export async function searchAlerts (deps: SearchDeps, range: TimeRange, request:
     alerts,
     nextCursor: selected.length > size && last !== undefined ? encodeCursor(range, { m: last.m, t: last.t, id: last.id }) : null,
     missing
+  }
+}
+
+/**
+ * A filtered page: the range's alerts are judged in order on their full alerts (an alert
+ * without one, on its webhook record: one more read) until `limit` of them match and one more
+ * is seen to match (so that a cursor is never followed by nothing when the range is exhausted),
+ * or the page's read budget is spent. Reads go `concurrency` at a time; the cursor resumes after
+ * the last alert judged, matching or not, so nothing judged here is read again by the next page
+ * (except the one extra match). The budget always lets the page judge at least one alert.
+ */
+async function filteredPage (deps: SearchDeps, page: Page, size: number, filters: SearchFilters): Promise<SearchPage> {
+  const { store } = deps
+  const { range, signal } = page
+  const budget = FILTERED_READS_PER_ALERT * size
+  // At least one read per alert judged: more positions than the budget are never needed; one
+  // more tells whether the range goes on.
+  const positions = await selectPositions(deps, page, budget + 1)
+  const limit = pLimit(deps.concurrency)
+  const matched: Array<{ id: string, alert: Record<string, unknown> | null }> = []
+  let reads = 0
+  let judged = 0
+  let last: Position | undefined
+  let full = false
+
+  await guarded(signal, async () => {
+    while (judged < positions.length && !full) {
+      const remaining = budget - reads
+      // Keep a read back for the record of an alert without its full alert, so that the first
+      // alert of a page is always judged.
+      const width = Math.min(deps.concurrency, positions.length - judged, remaining >= 2 ? remaining - 1 : remaining)
+      if (width <= 0) break
+      const window = positions.slice(judged, judged + width)
+      const alerts = await Promise.all(window.map(async (e) => limit(async () => guarded(signal, async () => {
+        const alert = await getJson(store, alertKey(store.prefix, e.id), signal)
+        return alert === undefined ? null : asObject(alert)
+      }))))
+      reads += window.length
+      for (const [i, e] of window.entries()) {
+        const alert = alerts[i] ?? null
+        let match: boolean
+        if (alert !== null) {
+          match = matchesFilters(filters, alert)
+        } else {
+          if (reads >= budget) return
+          const record = await getJson(store, webhookKey(store.prefix, e.id, e.m), signal)
+          reads++
+          match = isObject(record) && matchesFilters(filters, record)
+        }
+        if (match && matched.length === size) {
+          full = true
+          return
+        }
+        if (match) matched.push({ id: e.id, alert })
+        last = e
+        judged++
+      }
+    }
+  })
+
+  const exhausted = judged === positions.length && positions.length <= budget
+  const alerts = matched.flatMap((m) => m.alert === null ? [] : [m.alert])
+  const missing = matched.flatMap((m) => m.alert === null ? [m.id] : [])
+  if (exhausted || last === undefined) return { alerts, nextCursor: null, missing, partial: false, scannedUntil: null }
+  return {
+    alerts,
+    nextCursor: encodeCursor(range, last, filters),
+    missing,
+    partial: !full && matched.length < size,
+    scannedUntil: isoOf(last.t)
   }
 }
