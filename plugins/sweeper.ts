@@ -16,7 +16,7 @@ import { sweepOnce, type SweepDeps } from '../services/sweeper.js'
 const FIRST_RUN_MAX_DELAY_MS = 5000
 
 export default fp(async function sweeperPlugin (app) {
-  const { intervalS, lookbackHours, backfillDelayMin, signingKeyFile, kmsKeyId } = app.config.integrity
+  const { intervalS, lookbackHours, backfillDelayMin, leaseS, signingKeyFile, kmsKeyId } = app.config.integrity
   if (intervalS === 0) {
     app.log.warn('the sweeper is off (SWEEP_INTERVAL_S=0): no enrichment retries, no backfill, no ledgers, no digests')
     return
@@ -55,6 +55,7 @@ export default fp(async function sweeperPlugin (app) {
     lookbackHours,
     backfillDelayMs: backfillDelayMin * 60_000,
     intervalMs: intervalS * 1000,
+    leaseMs: leaseS * 1000,
     digest,
     log: app.log,
     enrichedAt: new Map(),
