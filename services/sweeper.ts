@@ -65,6 +65,8 @@ export interface SweepReport {
 }
 
 export const DEFAULT_HOUR_LEASE_MS = 5 * 60_000
+/** The shortest time between two completion passes over an open hour whose last pass left nothing pending. */
+export const OPEN_HOUR_PASS_MS = 5 * 60_000
 
 /** The lease name of one hour's check, shared with the backfill CLI so the two never overlap. */
 export function hourLeaseName (hourStartMs: number): string {
@@ -142,8 +144,12 @@ export async function sweepOnce (deps: SweepDeps, nowMs: number, opts: SweepOpti
     try {
       if (!closed || !deps.backfill) {
         // Open hours, and every hour with the legacy key: complete the records, no list to compare with.
+        // A pass lists the hour and asks S3 for each record's full alert: an open hour whose last
+        // pass completed everything waits OPEN_HOUR_PASS_MS (the enrichment queue owns fresh
+        // records meanwhile), a closed one (legacy key) follows the re-check schedule.
         const last = deps.enrichedAt?.get(hourStartMs)
-        if (closed && last !== undefined && nowMs < last + Math.max(last - (hourStartMs + HOUR_MS), deps.intervalMs)) continue
+        const wait = closed && last !== undefined ? Math.max(last - (hourStartMs + HOUR_MS), deps.intervalMs) : Math.max(OPEN_HOUR_PASS_MS, deps.intervalMs)
+        if (last !== undefined && nowMs < last + wait) continue
         const done = await underLease(deps, hourStartMs, async () => await reconcile(deps, { startMs: hourStartMs, endMs: hourStartMs + HOUR_MS }))
         if (!done.held) {
           report.hoursHeld++

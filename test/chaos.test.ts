@@ -164,7 +164,7 @@ await withMoto(t, 'chaos: every alert raised is archived once, with both objects
     await sleep(500)
   }
   for (const [j, l] of ledgers.entries()) {
-    t.match(l, { threatstack: { total: expected[j] }, archived: { total: expected[j] }, missing: [], pending: [], complete: true }, `hour ${j}: 0 missing`)
+    t.match(l, { threatstack: { total: expected[j] }, archived: { total: expected[j] }, missing: [], pending: [], complete: true }, `hour ${j}: 0 missing`, { missing: l?.missing, pending: l?.pending, checks: l?.checks, checkedAt: l?.checkedAt, logs: processes.map((p) => p.stdout().split('\n').filter((line) => /warn|error|"level":[45]0/.test(line)).slice(-8)) })
   }
 
   for (const a of raised) {
