@@ -44,7 +44,7 @@ export default fp(async function sweeperPlugin (app) {
   if (!backfill) app.log.warn('backfill is off: the legacy Threat Stack key (API v1) has no list API; webhook records are still completed, but alerts the sender dropped are not recovered (set THREATSTACK_USER_ID and THREATSTACK_ORGANIZATION_ID for API v2)')
 
   const owner = randomUUID()
-  const digest: DigestJobDeps = { store: app.store, owner, lookbackHours, log: app.log, ...(signer !== undefined && { signer }) }
+  const digest: DigestJobDeps = { store: app.store, owner, lookbackHours, leaseMs: leaseS * 1000, log: app.log, ...(signer !== undefined && { signer }) }
   const { completeness } = app.metrics
   const deps: SweepDeps = {
     store: app.store,
