@@ -15,7 +15,7 @@ import bodyPlugin from './plugins/body.js'
 import formQueryPlugin from './plugins/form-query.js'
 import s3Plugin from './plugins/s3.js'
 import integrityPlugin from './plugins/integrity.js'
-import digestPlugin from './plugins/digest.js'
+import sweeperPlugin from './plugins/sweeper.js'
 import threatstackPlugin from './plugins/threatstack.js'
 import snsPlugin from './plugins/sns.js'
 import authPlugin from './plugins/auth.js'
@@ -138,8 +138,8 @@ async function app (fastify: FastifyInstance, opts: Partial<AppOptions>): Promis
   await fastify.register(formQueryPlugin)
   await fastify.register(s3Plugin)
   await fastify.register(integrityPlugin)
-  await fastify.register(digestPlugin)
   await fastify.register(threatstackPlugin)
+  await fastify.register(sweeperPlugin)
   await fastify.register(snsPlugin, { ...(opts.snsDispatcher !== undefined && { dispatcher: opts.snsDispatcher }) })
   await fastify.register(authPlugin)
   // Before the routes: it documents each route as it is added.

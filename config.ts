@@ -137,8 +137,10 @@ export const VARIABLES = {
   S3_OBJECT_LOCK_DAYS: { section: 'integrity', schema: Type.Integer({ description: 'days of that retention, from the time of writing', minimum: 1, maximum: 36_500 }), shown: 'unset' },
   DIGEST_SIGNING_KEY_FILE: { section: 'integrity', schema: str('Ed25519 private key (PEM) that signs the hourly digests'), must: 'a file path', shown: 'unset' },
   DIGEST_KMS_KEY_ID: { section: 'integrity', schema: str('AWS KMS asymmetric key (ECC_NIST_P256) that signs them instead; neither set: digests chained but unsigned, a warning at start', '^[A-Za-z0-9:/_-]{1,2048}$'), must: 'a KMS key id, alias or ARN', shown: 'unset' },
-  SWEEP_INTERVAL_S: { section: 'integrity', schema: ms('seconds between two runs of the periodic work (digests); `0` turns it off', 60, 0, 86_400) },
-  SWEEP_LOOKBACK_HOURS: { section: 'integrity', schema: ms('closed hours that each run looks at again; older ones get supplement digests when an object arrives for them', 48, 1, 24 * 366) }
+  SWEEP_INTERVAL_S: { section: 'integrity', schema: ms('seconds between two sweeps (enrichment, backfill, ledgers, digests); `0` turns the sweeper, and with it the digests, off', 60, 0, 86_400) },
+  SWEEP_LOOKBACK_HOURS: { section: 'integrity', schema: ms('the sweeper\'s window, by the hour of the key: hours it completes, backfills and re-checks, and whose digests it writes; older hours are the CLIs\' work and get supplement digests when an object arrives for them', 48, 1, 24 * 366) },
+  SWEEP_LEASE_S: { section: 'integrity', schema: ms('how long a replica\'s claim on an hour\'s check holds (renewed while the work goes on); a replica that dies leaves its hours to the others after this', 300, 5, 86_400) },
+  BACKFILL_DELAY_MIN: { section: 'integrity', schema: ms('minutes after its end before an hour counts as closed and is backfilled from Threat Stack\'s list (late webhooks get that long to arrive)', 15, 0, 24 * 60) }
 } satisfies Record<string, Variable>
 
 export type EnvName = keyof typeof VARIABLES
@@ -317,7 +319,10 @@ function shape (v: Values) {
       ...(v.DIGEST_KMS_KEY_ID !== undefined && { kmsKeyId: v.DIGEST_KMS_KEY_ID }),
       /** Seconds between runs; 0: off. */
       intervalS: v.SWEEP_INTERVAL_S,
-      lookbackHours: v.SWEEP_LOOKBACK_HOURS
+      lookbackHours: v.SWEEP_LOOKBACK_HOURS,
+      /** Minutes after its end before an hour is closed and backfilled from Threat Stack's list. */
+      backfillDelayMin: v.BACKFILL_DELAY_MIN,
+      leaseS: v.SWEEP_LEASE_S
     },
     load: {
       maxEventLoopDelayMs: v.LOAD_MAX_EVENT_LOOP_DELAY_MS,

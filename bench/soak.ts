@@ -7,7 +7,9 @@
 // any violation.
 //   SOAK_SECONDS (120)  SOAK_RATE (webhooks/s, 100)  SOAK_CONNECTIONS (32)  FAULT_RATE (0.05)
 //   UPSTREAM_LATENCY_MS (5)  BENCH_SERVICE_TSX=1: the service from the sources (no build)
+//   SOAK_CHAOS=0: skip the chaos proof that follows the soak (it needs moto_server)
 import autocannon from 'autocannon'
+import { spawnSync } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -187,6 +189,22 @@ try {
 } finally {
   await stopProcess(upstreamsProcess)
   await rm(dir, { recursive: true, force: true })
+}
+
+// Then the chaos proof (test/chaos.test.ts, on real processes): Threat Stack down, S3 down past
+// the sender's three resends, a replica SIGKILLed, the service stopped; after recovery every
+// alert must be archived once with both objects and every ledger say 0 missing.
+if (process.env.SOAK_CHAOS !== '0') {
+  const chaos = spawnSync(process.execPath, ['--import', 'tsx', 'test/chaos.test.ts'], {
+    encoding: 'utf8',
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    timeout: 330_000
+  })
+  const out = `${chaos.stdout ?? ''}${chaos.stderr ?? ''}`
+  const figures = /chaos figures: (.*)/.exec(out)?.[1]
+  const skipped = /moto_server/.test(out) && figures === undefined && chaos.status === 0
+  lines.push(`chaos: ${skipped ? 'not run (no moto_server on PATH)' : chaos.status === 0 ? 'every check holds' : 'FAILED'}${figures !== undefined ? `, ${figures}` : ''}`)
+  if (chaos.status !== 0) problems.push(`chaos: ${out.split('\n').filter((l) => /not ok/.test(l)).slice(0, 10).join('; ') || `exit ${String(chaos.status)}`}`)
 }
 process.stdout.write(`${lines.join('\n')}\n`)
 process.stdout.write(problems.length === 0 ? 'soak: all checks hold\n' : `${problems.slice(0, 30).map((p) => `FAILED: ${p}`).join('\n')}\n${problems.length > 30 ? `... and ${problems.length - 30} more\n` : ''}`)

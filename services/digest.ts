@@ -6,7 +6,7 @@ import pLimit from 'p-limit'
 import { ArchiveIntegrityError } from '../errors/index.js'
 import { sha256Hex } from './checksum.js'
 import { alertKey, parseWebhookKey, webhooksRoot } from './keys.js'
-import { claimLease, deleteState, getState, putState } from './lease.js'
+import { claimLease, deleteState, getState, leaseKey, putState, releaseLease, renewLease } from './leases.js'
 import type { DigestSigner } from './signer.js'
 import { getBytes, listKeys, putOnce, type Store } from './storage.js'
 
@@ -59,8 +59,11 @@ export function chainHeadKey (prefix: string): string {
   return withPrefix(prefix, 'ledger/digest-head.json')
 }
 
+/** The lease name of the digest job: one chain, so one writer at a time. */
+export const DIGEST_LEASE = 'digests'
+
 export function digestLeaseKey (prefix: string): string {
-  return withPrefix(prefix, 'ledger/leases/digests')
+  return leaseKey(prefix, DIGEST_LEASE)
 }
 
 /** Marks an hour outside the job's lookback that got a new object: the next run digests it. */
@@ -248,7 +251,8 @@ async function digestHour (deps: DigestJobDeps, hourMs: number, head: ChainLink 
  */
 export async function runDigestJob (deps: DigestJobDeps, nowMs = Date.now(), signal?: AbortSignal): Promise<DigestRunResult> {
   const { store } = deps
-  const lease = await claimLease(store, digestLeaseKey(store.prefix), deps.owner, deps.leaseMs ?? 10 * 60_000)
+  const ttlMs = deps.leaseMs ?? 10 * 60_000
+  let lease = await claimLease(store, DIGEST_LEASE, { owner: deps.owner, ttlMs })
   if (lease === undefined) return { claimed: false, written: [], hoursChecked: 0 }
   const written: string[] = []
   let hoursChecked = 0
@@ -274,13 +278,15 @@ export async function runDigestJob (deps: DigestJobDeps, nowMs = Date.now(), sig
       }
       const marker = late.get(hourMs)
       if (marker !== undefined) await deleteState(store, marker)
-      if (!await lease.renew()) {
+      const renewed = await renewLease(store, lease, ttlMs)
+      if (renewed === undefined) {
         deps.log?.warn({}, 'digest: the lease was lost; this run stops')
         break
       }
+      lease = renewed
     }
   } finally {
-    await lease.release().catch((err: unknown) => deps.log?.warn({ err }, 'digest: could not release the lease; it expires'))
+    await releaseLease(store, lease).catch((err: unknown) => deps.log?.warn({ err }, 'digest: could not release the lease; it expires'))
   }
   return { claimed: true, written, hoursChecked }
 }

@@ -1,8 +1,17 @@
-// Conditional writes in S3: leases that share the hours among replicas, and the write-once
-// puts of derived work. Where the S3 server ignores conditions (s3rver), every claim succeeds
-// and work may run twice: everything done under a lease is idempotent.
-import { GetObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3'
+// Rewritable state in the bucket, written with conditional PUTs: the leases that share the work
+// (each hour's check, the digest job) among replicas, the digest chain's head, and the puts of
+// derived work. Unlike the archive, these objects are meant to change. Where the S3 server
+// ignores conditions (s3rver), every claim succeeds and work may run twice: everything done
+// under a lease is idempotent.
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3'
+import { sha256Base64 } from './checksum.js'
 import { toS3ClientError, type Store } from './storage.js'
+
+export interface StateObject { body: string, etag: string | undefined }
+
+async function call<T> (store: Store, fn: () => Promise<T>): Promise<T> {
+  return store.limit === undefined ? await fn() : await store.limit(fn)
+}
 
 function withPrefix (prefix: string, key: string): string {
   return prefix === '' ? key : `${prefix}/${key}`
@@ -55,6 +64,44 @@ export async function putConditional (store: Store, key: string, body: string, c
   }
 }
 
+/**
+ * Writes a state object: only when absent (`ifNoneMatch`), only over the version read (`ifMatch`),
+ * or unconditionally. @returns false when the condition did not hold. @throws S3ClientError
+ */
+export async function putState (store: Store, key: string, body: string, condition: { ifNoneMatch?: boolean, ifMatch?: string } = {}): Promise<boolean> {
+  try {
+    await call(store, async () => store.s3.send(new PutObjectCommand({
+      Bucket: store.bucket,
+      Key: key,
+      Body: body,
+      ContentType: 'application/json',
+      ChecksumAlgorithm: 'SHA256',
+      ChecksumSHA256: sha256Base64(body),
+      ...(condition.ifNoneMatch === true && { IfNoneMatch: '*' }),
+      ...(condition.ifMatch !== undefined && { IfMatch: condition.ifMatch })
+    })))
+    return true
+  } catch (err) {
+    if (preconditionFailed(err)) return false
+    throw toS3ClientError(err)
+  }
+}
+
+/** @returns undefined when absent. @throws S3ClientError */
+export async function getState (store: Store, key: string): Promise<StateObject | undefined> {
+  const found = await getWithEtag(store, key)
+  return found === undefined ? undefined : { body: found.text, etag: found.etag }
+}
+
+/** @throws S3ClientError */
+export async function deleteState (store: Store, key: string): Promise<void> {
+  try {
+    await call(store, async () => store.s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key })))
+  } catch (err) {
+    throw toS3ClientError(err)
+  }
+}
+
 /** The object and its ETag; undefined when there is none. @throws S3ClientError */
 async function getWithEtag (store: Store, key: string): Promise<{ text: string, etag: string | undefined } | undefined> {
   const get = async (): Promise<{ text: string, etag: string | undefined }> => {
@@ -101,6 +148,18 @@ export async function claimLease (store: Store, name: string, options: { owner: 
   if (held !== undefined && held.expiresAtMs > now && held.owner !== options.owner) return undefined
   const taken = await putConditional(store, key, body, { ifMatch: current.etag })
   return taken === undefined ? undefined : { key, etag: taken.etag, owner: options.owner, expiresAtMs }
+}
+
+/**
+ * Extends a lease we hold by `ttlMs` from now, only over the version we wrote (If-Match), so a
+ * lease that expired and was taken by another owner is not taken back.
+ * @returns the renewed lease, or undefined when it was lost. @throws S3ClientError
+ */
+export async function renewLease (store: Store, lease: Lease, ttlMs: number, nowMs = Date.now()): Promise<Lease | undefined> {
+  if (lease.etag === undefined) return undefined
+  const expiresAtMs = nowMs + ttlMs
+  const renewed = await putConditional(store, lease.key, bodyOf(lease.owner, expiresAtMs), { ifMatch: lease.etag })
+  return renewed === undefined ? undefined : { ...lease, etag: renewed.etag, expiresAtMs }
 }
 
 /**

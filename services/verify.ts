@@ -9,7 +9,7 @@ import {
   HOUR_MS, chainHeadKey, digestListing, entryOf, hourCandidates, hourName, hourStart, parseDigest, parseDigestKey, signedBytes,
   type DigestDocument, type DigestEntry
 } from './digest.js'
-import { getState } from './lease.js'
+import { getState } from './leases.js'
 import { publicKeyId, verifySignature } from './signer.js'
 import { getBytes, listKeys, type Store } from './storage.js'
 

@@ -18,10 +18,12 @@ export async function startBalancer (backends: string[]): Promise<Balancer> {
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
+    req.on('end', () => { pass(true) })
+    // Like nginx's proxy_next_upstream error: a refused connection never reached the backend, so it goes to the next one.
+    const pass = (first: boolean): void => {
       const candidates = backends.map((_, i) => (next + i) % backends.length).filter((i) => up[i])
       const index = candidates[0]
-      next = (next + 1) % backends.length
+      if (first) next = (next + 1) % backends.length
       if (index === undefined) {
         res.writeHead(503, { 'content-type': 'text/html' }).end('<html>no backend</html>')
         return
@@ -32,13 +34,14 @@ export async function startBalancer (backends: string[]): Promise<Balancer> {
         res.writeHead(answer.statusCode ?? 502, answer.headers)
         answer.pipe(res)
       })
-      out.on('error', () => {
+      out.on('error', (err: NodeJS.ErrnoException) => {
         up[index] = false
+        if (err.code === 'ECONNREFUSED' && !res.headersSent) return pass(false)
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/html' }).end('<html>502 Bad Gateway</html>')
         else res.destroy()
       })
       out.end(Buffer.concat(chunks))
-    })
+    }
   })
   server.keepAliveTimeout = 1000
   server.listen(0, '127.0.0.1')

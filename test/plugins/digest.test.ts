@@ -1,4 +1,4 @@
-// The app runs the digest job on its own: every SWEEP_INTERVAL_S, signed with the configured key,
+// The app runs the digest job on its own, as the sweeper's last step: every SWEEP_INTERVAL_S, signed with the configured key,
 // covering late objects of old hours, and stops with the app. On moto.
 import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'

@@ -9,9 +9,9 @@ import { createS3Client, storeOf } from '../../services/s3-client.js'
 import { alertKey, webhookKey } from '../../services/keys.js'
 import { putJson, type Store } from '../../services/storage.js'
 import {
-  HOUR_MS, chainHeadKey, digestKey, digestLeaseKey, markLateObject, parseDigest, runDigestJob, signedBytes, type DigestDocument
+  HOUR_MS, chainHeadKey, digestKey, markLateObject, parseDigest, runDigestJob, signedBytes, type DigestDocument
 } from '../../services/digest.js'
-import { claimLease } from '../../services/lease.js'
+import { claimLease, releaseLease } from '../../services/leases.js'
 import { ed25519Signer, kmsSigner, publicKeyId, verifySignature } from '../../services/signer.js'
 import { verifyArchive } from '../../services/verify.js'
 import { MOTO_CREDENTIALS, startMoto, withMoto, type Moto } from '../helpers/moto.js'
@@ -126,13 +126,13 @@ await withMoto(t, 'late objects get a supplement digest; an old hour marked late
 await withMoto(t, 'while another replica holds the lease, a run does nothing; an expired lease is taken over', async (t, executable) => {
   const { store } = await setup(t, executable)
   const signer = ed25519Signer(makeKeys().privatePem)
-  const held = await claimLease(store, digestLeaseKey(''), 'replica-2', 60_000)
+  const held = await claimLease(store, 'digests', { owner: 'replica-2', ttlMs: 60_000 })
   t.ok(held)
   const run = await runDigestJob({ store, signer, owner: 'replica-1', lookbackHours: 3 }, NOW)
   t.same(run, { claimed: false, written: [], hoursChecked: 0 })
-  t.equal(await claimLease(store, digestLeaseKey(''), 'replica-3', 60_000), undefined, 'a held lease is refused')
-  await held?.release()
-  const stale = await claimLease(store, digestLeaseKey(''), 'replica-2', 60_000, () => Date.now() - 120_000)
+  t.equal(await claimLease(store, 'digests', { owner: 'replica-3', ttlMs: 60_000 }), undefined, 'a held lease is refused')
+  if (held !== undefined) await releaseLease(store, held)
+  const stale = await claimLease(store, 'digests', { owner: 'replica-2', ttlMs: 60_000, nowMs: Date.now() - 120_000 })
   t.ok(stale, 'claimed with a clock two minutes behind: already expired')
   t.equal((await runDigestJob({ store, signer, owner: 'replica-1', lookbackHours: 3 }, NOW)).claimed, true, 'an expired lease is taken over')
 })
