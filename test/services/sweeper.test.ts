@@ -3,7 +3,7 @@
 // hours re-checked on their schedule, replicas share hours, and an aborted sweep is resumed.
 import t from 'tap'
 import { loadConfig } from '../../config.js'
-import { createS3Client, storeOf } from '../../plugins/s3.js'
+import { createS3Client, storeOf } from '../../services/s3-client.js'
 import { alertKey, webhookKey } from '../../services/keys.js'
 import { exists, putJson, type Store } from '../../services/storage.js'
 import { closeThreatStackClient, createThreatStackClient, type ThreatStackClient } from '../../services/threatstack.js'
