@@ -1,17 +1,13 @@
 // Objects as bytes (the table tier's Parquet parts) and deletions; SDK failures become S3ClientError.
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3'
-import { toS3ClientError, type Store } from './storage.js'
-
-async function call<T> (store: Store, fn: () => Promise<T>): Promise<T> {
-  return store.limit === undefined ? await fn() : await store.limit(fn)
-}
+import { call, toS3ClientError, type Store } from './storage.js'
 
 /** Writes `body` as is. @throws S3ClientError */
 export async function putBytes (store: Store, key: string, body: Uint8Array | string, contentType: string): Promise<void> {
   try {
-    await call(store, async () => store.s3.send(new PutObjectCommand({
+    await call(store, async (deadline) => store.s3.send(new PutObjectCommand({
       Bucket: store.bucket, Key: key, Body: body, ContentType: contentType, ...store.write
-    })))
+    }), { abortSignal: deadline }))
   } catch (err) {
     throw toS3ClientError(err)
   }
@@ -20,8 +16,8 @@ export async function putBytes (store: Store, key: string, body: Uint8Array | st
 /** The object's bytes; undefined when there is no such key. @throws S3ClientError */
 export async function getBytes (store: Store, key: string): Promise<Uint8Array | undefined> {
   try {
-    return await call(store, async () => {
-      const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }))
+    return await call(store, async (deadline) => {
+      const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: deadline })
       return await (res.Body?.transformToByteArray() ?? Promise.resolve(new Uint8Array()))
     })
   } catch (err) {
@@ -36,9 +32,9 @@ export async function listObjects (store: Store, prefix: string): Promise<Array<
   let startAfter: string | undefined
   for (let page = 0; page < 1_000_000; page++) {
     try {
-      const res = await call(store, async () => store.s3.send(new ListObjectsV2Command({
+      const res = await call(store, async (deadline) => store.s3.send(new ListObjectsV2Command({
         Bucket: store.bucket, Prefix: prefix, ...(startAfter !== undefined && { StartAfter: startAfter })
-      })))
+      }), { abortSignal: deadline }))
       for (const o of res.Contents ?? []) if (o.Key !== undefined) out.push({ key: o.Key, etag: o.ETag ?? '', size: o.Size ?? 0 })
       startAfter = res.Contents?.at(-1)?.Key
       if (res.IsTruncated !== true || startAfter === undefined) return out
@@ -53,7 +49,7 @@ export async function listObjects (store: Store, prefix: string): Promise<Array<
 export async function deleteKeys (store: Store, keys: string[]): Promise<void> {
   for (const key of keys) {
     try {
-      await call(store, async () => store.s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key })))
+      await call(store, async (deadline) => store.s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: deadline }))
     } catch (err) {
       throw toS3ClientError(err)
     }

@@ -5,27 +5,13 @@
 import pLimit from 'p-limit'
 import { ArchiveIntegrityError } from '../errors/index.js'
 import { sha256Hex } from './checksum.js'
-import { alertKey, parseWebhookKey, webhooksRoot } from './keys.js'
+import { alertKey, HOUR_MS, hourPath, hourStart, parseWebhookKey, webhooksRoot, withPrefix } from './keys.js'
 import { claimLease, deleteState, getState, leaseKey, putState, releaseLease, renewLease } from './leases.js'
 import type { DigestSigner } from './signer.js'
 import { getBytes, listKeys, putOnce, type Store } from './storage.js'
 
-export const HOUR_MS = 3_600_000
 export const DIGEST_VERSION = 1
-
-function withPrefix (prefix: string, key: string): string {
-  return prefix === '' ? key : `${prefix}/${key}`
-}
-
-/** `YYYY/MM/DD/HH` of the hour that holds `ms`, in UTC. */
-export function hourPath (ms: number): string {
-  const iso = new Date(ms).toISOString()
-  return `${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/${iso.slice(11, 13)}`
-}
-
-export function hourStart (ms: number): number {
-  return Math.floor(ms / HOUR_MS) * HOUR_MS
-}
+export { HOUR_MS, hourPath, hourStart }
 
 /** `2017-01-15T23:00:00Z`: how a digest names its hour. */
 export function hourName (hourMs: number): string {

@@ -17,8 +17,21 @@ export function assertAlertId (id: unknown): asserts id is string {
   }
 }
 
-function withPrefix (prefix: string, key: string): string {
+/** `key` under the archive's prefix ('' when none). */
+export function withPrefix (prefix: string, key: string): string {
   return prefix === '' ? key : `${prefix}/${key}`
+}
+
+export const HOUR_MS = 3_600_000
+
+/** `YYYY/MM/DD/HH` of the UTC hour that holds `ms`: how digests, ledgers and leases name an hour. */
+export function hourPath (ms: number): string {
+  const iso = new Date(ms).toISOString()
+  return `${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/${iso.slice(11, 13)}`
+}
+
+export function hourStart (ms: number): number {
+  return Math.floor(ms / HOUR_MS) * HOUR_MS
 }
 
 /** `YYYY/MM/DD/HH/mm` of a time in UTC. */

@@ -5,17 +5,10 @@
 // under a lease is idempotent.
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3'
 import { sha256Base64 } from './checksum.js'
-import { toS3ClientError, type Store } from './storage.js'
+import { call, toS3ClientError, type Store } from './storage.js'
+import { withPrefix } from './keys.js'
 
 export interface StateObject { body: string, etag: string | undefined }
-
-async function call<T> (store: Store, fn: () => Promise<T>): Promise<T> {
-  return store.limit === undefined ? await fn() : await store.limit(fn)
-}
-
-function withPrefix (prefix: string, key: string): string {
-  return prefix === '' ? key : `${prefix}/${key}`
-}
 
 /** `[prefix/]ledger/leases/<name>.json` */
 export function leaseKey (prefix: string, name: string): string {
@@ -47,16 +40,16 @@ export type Condition = { ifNoneMatch: '*' } | { ifMatch: string }
  * exists, or changed), the new ETag otherwise. @throws S3ClientError
  */
 export async function putConditional (store: Store, key: string, body: string, condition: Condition): Promise<{ etag: string | undefined } | undefined> {
-  const send = async (): Promise<{ ETag?: string }> => await store.s3.send(new PutObjectCommand({
+  const send = async (deadline: AbortSignal): Promise<{ ETag?: string }> => await store.s3.send(new PutObjectCommand({
     Bucket: store.bucket,
     Key: key,
     Body: body,
     ContentType: 'application/json',
     ...store.write,
     ...('ifNoneMatch' in condition ? { IfNoneMatch: '*' } : { IfMatch: condition.ifMatch })
-  }))
+  }), { abortSignal: deadline })
   try {
-    const res = store.limit === undefined ? await send() : await store.limit(send)
+    const res = await call(store, send)
     return { etag: res.ETag }
   } catch (err) {
     if (preconditionFailed(err)) return undefined
@@ -70,7 +63,7 @@ export async function putConditional (store: Store, key: string, body: string, c
  */
 export async function putState (store: Store, key: string, body: string, condition: { ifNoneMatch?: boolean, ifMatch?: string } = {}): Promise<boolean> {
   try {
-    await call(store, async () => store.s3.send(new PutObjectCommand({
+    await call(store, async (deadline) => store.s3.send(new PutObjectCommand({
       Bucket: store.bucket,
       Key: key,
       Body: body,
@@ -79,7 +72,7 @@ export async function putState (store: Store, key: string, body: string, conditi
       ChecksumSHA256: sha256Base64(body),
       ...(condition.ifNoneMatch === true && { IfNoneMatch: '*' }),
       ...(condition.ifMatch !== undefined && { IfMatch: condition.ifMatch })
-    })))
+    }), { abortSignal: deadline }))
     return true
   } catch (err) {
     if (preconditionFailed(err)) return false
@@ -96,7 +89,7 @@ export async function getState (store: Store, key: string): Promise<StateObject 
 /** @throws S3ClientError */
 export async function deleteState (store: Store, key: string): Promise<void> {
   try {
-    await call(store, async () => store.s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key })))
+    await call(store, async (deadline) => store.s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: deadline }))
   } catch (err) {
     throw toS3ClientError(err)
   }
@@ -104,12 +97,12 @@ export async function deleteState (store: Store, key: string): Promise<void> {
 
 /** The object and its ETag; undefined when there is none. @throws S3ClientError */
 async function getWithEtag (store: Store, key: string): Promise<{ text: string, etag: string | undefined } | undefined> {
-  const get = async (): Promise<{ text: string, etag: string | undefined }> => {
-    const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }))
+  const get = async (deadline: AbortSignal): Promise<{ text: string, etag: string | undefined }> => {
+    const res = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: deadline })
     return { text: await (res.Body?.transformToString('utf-8') ?? Promise.resolve('')), etag: res.ETag }
   }
   try {
-    return store.limit === undefined ? await get() : await store.limit(get)
+    return await call(store, get)
   } catch (err) {
     if (err instanceof S3ServiceException && err.name === 'NoSuchKey') return undefined
     throw toS3ClientError(err)

@@ -3,21 +3,9 @@
 import { S3ClientError } from '../errors/index.js'
 import { getJson, putJson, type Store } from './storage.js'
 
-export const HOUR_MS = 3_600_000
+import { HOUR_MS, hourPath, hourStart, withPrefix } from './keys.js'
 
-function withPrefix (prefix: string, key: string): string {
-  return prefix === '' ? key : `${prefix}/${key}`
-}
-
-/** `YYYY/MM/DD/HH` of an hour in UTC. */
-export function hourPath (ms: number): string {
-  const iso = new Date(ms).toISOString()
-  return `${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/${iso.slice(11, 13)}`
-}
-
-export function hourStart (ms: number): number {
-  return Math.floor(ms / HOUR_MS) * HOUR_MS
-}
+export { HOUR_MS, hourPath, hourStart }
 
 /** `[prefix/]ledger/YYYY/MM/DD/HH.json` */
 export function ledgerKey (prefix: string, hourStartMs: number): string {

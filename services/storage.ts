@@ -62,7 +62,7 @@ async function within<T> (signal: AbortSignal, promise: Promise<T>): Promise<T> 
  * deadline the caller gets its rejection at once, the slot is given back, and `fn`, which
  * passes the signal to the SDK, has its request and response stream destroyed.
  */
-async function call<T> (store: Store, fn: (signal: AbortSignal) => Promise<T>, callerSignal?: AbortSignal): Promise<T> {
+export async function call<T> (store: Store, fn: (signal: AbortSignal) => Promise<T>, callerSignal?: AbortSignal): Promise<T> {
   const budgetMs = store.budgetMs ?? DEFAULT_S3_BUDGET_MS
   const deadline = new AbortController()
   const timer = setTimeout(() => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pLimit from 'p-limit'
 import { S3ClientError, UnexpectedException } from '../errors/index.js'
-import { alertKey, parseWebhookKey, webhooksRoot } from './keys.js'
+import { alertKey, parseWebhookKey, webhooksRoot, withPrefix } from './keys.js'
 import { getJson, listKeys, putJson, type Store } from './storage.js'
 import { deleteKeys, getBytes, listObjects, putBytes } from './blobs.js'
 import { openDb, sqlString, type Db } from './duckdb.js'
@@ -64,10 +64,6 @@ export interface TableRow {
 
 const DAY_MS = 86_400_000
 const DAY = /^(\d{4})-(\d{2})-(\d{2})$/
-
-function withPrefix (prefix: string, key: string): string {
-  return prefix === '' ? key : `${prefix}/${key}`
-}
 
 export function tablesRoot (prefix: string): string {
   return withPrefix(prefix, 'tables/alerts/')
