@@ -6,6 +6,7 @@ import { ALERT_ID, alertKey, webhookKey } from './keys.js'
 import { putJson, putOnce, type Store } from './storage.js'
 import { putIndexEntry } from './search-index.js'
 import { fetchAlert, type ThreatStackClient } from './threatstack.js'
+import { pendingError, type EnrichmentQueue, type PendingError } from './enrichment.js'
 
 export interface ArchiveDeps {
   store: Store
@@ -71,4 +72,101 @@ export async function archiveAlerts (deps: ArchiveDeps, alerts: Alert[], records
   const results = await Promise.allSettled(alerts.map(async (alert, i) => limit(async () => archiveAlert(deps, alert, records?.[i]))))
   throwFirstFailure(results)
   return alerts.map((alert) => alert.id)
+}
+
+export interface ReceiveDeps extends ArchiveDeps {
+  /** Where enrichment not finished within the wait goes on; one it cannot take is left to the sweeper. */
+  queue: EnrichmentQueue
+}
+
+export interface ReceiveOptions {
+  /** How long the request waits for the full alerts, from its start; 0: it never waits. */
+  waitMs: number
+  /** Under pressure: no fetch on the request's path, every full alert owed by the queue. */
+  deferred?: boolean
+}
+
+export interface PendingAlert {
+  id: string
+  /** How the fetch has failed so far; absent when it simply has not finished within the wait. */
+  error?: PendingError
+}
+
+export interface Received {
+  /** Both objects stored, in the order received. */
+  archived: string[]
+  /** Record stored, full alert owed (in the background, then by the sweeper). */
+  pending: PendingAlert[]
+}
+
+type Outcome = { id: string, archived: true } | { id: string, archived: false, error?: PendingError }
+
+/** Resolves after `ms` with undefined, or at once when ms is 0; the timer never holds the process. */
+async function waited (ms: number): Promise<undefined> {
+  if (ms <= 0) return undefined
+  return await new Promise((resolve) => { setTimeout(() => { resolve(undefined) }, ms).unref() })
+}
+
+/**
+ * One alert of a webhook: its record is stored before the answer; its full alert is fetched at
+ * once (not after the record: the critical path stays one GET and one PUT) and written after
+ * the record, and the answer waits for it until `deadline` at most. What is not finished by
+ * then is owed by the queue, which retries it; a queue that cannot take it leaves it to the sweeper.
+ * @throws ServiceError when the record (or the index entry beside it) cannot be stored.
+ */
+async function receiveAlert (deps: ReceiveDeps, alert: Alert, record: string, deadline: Promise<undefined>, deferred: boolean): Promise<Outcome> {
+  const { store, queue } = deps
+  const { id } = alert
+  const recordKey = webhookKey(store.prefix, id, createdAtMs(alert))
+  const stored = putOnce(store, recordKey, record)
+  const fetching = deferred || !queue.canTake(id)
+    ? undefined
+    : fetchAlert(deps.threatstack, id, queue.signal).then(async (full) => {
+      await stored
+      await putJson(store, alertKey(store.prefix, id), full, queue.signal)
+    })
+  // The fetch's fate is read below, or by the queue: it never goes unhandled.
+  fetching?.catch(() => {})
+  throwFirstFailure(await Promise.allSettled([stored, putIndexEntry(store, alert)]))
+
+  if (fetching === undefined) {
+    queue.take(id, recordKey)
+    return { id, archived: false }
+  }
+  const settled = await Promise.race([
+    fetching.then(() => ({ ok: true as const }), (err: unknown) => ({ ok: false as const, err })),
+    deadline
+  ])
+  if (settled?.ok === true) {
+    deps.onArchived?.()
+    return { id, archived: true }
+  }
+  if (settled === undefined) {
+    // Still under way: the queue waits for this attempt and retries it if it fails.
+    queue.take(id, recordKey, { attempt: fetching })
+    return { id, archived: false }
+  }
+  queue.take(id, recordKey, { failure: settled.err })
+  return { id, archived: false, error: pendingError(settled.err) }
+}
+
+/**
+ * Receives a webhook's alerts: answers once every record is stored, with the alerts whose full
+ * alert is stored too (`archived`) and the others (`pending`). Whatever was stored stays stored.
+ * @param records each alert's JSON text as received, in the same order; by default serialized.
+ * @throws WebhookDataError before any write; otherwise the first failure to store a record, once all alerts settled.
+ */
+export async function receiveAlerts (deps: ReceiveDeps, alerts: Alert[], records: string[] | undefined, options: ReceiveOptions): Promise<Received> {
+  assertArchivable(alerts)
+  const deadline = waited(options.deferred === true ? 0 : options.waitMs)
+  const limit = pLimit(deps.concurrency)
+  // The records first, all of them, a bounded number at a time: they decide the answer.
+  const results = await Promise.allSettled(alerts.map(async (alert, i) => limit(async () =>
+    receiveAlert(deps, alert, records?.[i] ?? JSON.stringify(alert), deadline, options.deferred === true))))
+  throwFirstFailure(results)
+  const outcomes = results.map((r) => (r as PromiseFulfilledResult<Outcome>).value)
+  return {
+    archived: outcomes.filter((o) => o.archived).map((o) => o.id),
+    pending: outcomes.flatMap((o) => o.archived ? [] : [{ id: o.id, ...(o.error !== undefined && { error: o.error }) }])
+  }
 }
