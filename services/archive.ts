@@ -107,28 +107,45 @@ async function waited (ms: number): Promise<undefined> {
   return await new Promise((resolve) => { setTimeout(() => { resolve(undefined) }, ms).unref() })
 }
 
+interface Started {
+  id: string
+  recordKey: string
+  /** The record's PUT and the index entry beside it. */
+  stored: Promise<unknown>
+  /** The fetch and the full alert's PUT after the record; undefined when deferred to the queue. */
+  fetching: Promise<void> | undefined
+}
+
 /**
- * One alert of a webhook: its record is stored before the answer; its full alert is fetched at
- * once (not after the record: the critical path stays one GET and one PUT) and written after
- * the record, and the answer waits for it until `deadline` at most. What is not finished by
- * then is owed by the queue, which retries it; a queue that cannot take it leaves it to the sweeper.
- * @throws ServiceError when the record (or the index entry beside it) cannot be stored.
+ * Starts one alert: its record's PUT, and at once (not after the record: the critical path
+ * stays one GET and one PUT) its fetch, whose full alert is written only once the record is stored.
  */
-async function receiveAlert (deps: ReceiveDeps, alert: Alert, record: string, deadline: Promise<undefined>, deferred: boolean): Promise<Outcome> {
+function startAlert (deps: ReceiveDeps, alert: Alert, record: string, limit: ReturnType<typeof pLimit>, fetchLimit: ReturnType<typeof pLimit>, deferred: boolean): Started {
   const { store, queue } = deps
   const { id } = alert
   const recordKey = webhookKey(store.prefix, id, createdAtMs(alert))
-  const stored = putOnce(store, recordKey, record)
+  const put = limit(async () => await putOnce(store, recordKey, record))
+  const stored = Promise.allSettled([put, putIndexEntry(store, alert)]).then(throwFirstFailure)
   const fetching = deferred || !queue.canTake(id)
     ? undefined
-    : fetchAlert(deps.threatstack, id, queue.signal).then(async (full) => {
-      await stored
+    : fetchLimit(async () => {
+      const full = await fetchAlert(deps.threatstack, id, queue.signal)
+      await put
       await putJson(store, alertKey(store.prefix, id), full, queue.signal)
     })
   // The fetch's fate is read below, or by the queue: it never goes unhandled.
   fetching?.catch(() => {})
-  throwFirstFailure(await Promise.allSettled([stored, putIndexEntry(store, alert)]))
+  return { id, recordKey, stored, fetching }
+}
 
+/**
+ * What became of one alert whose record is stored, by the deadline: archived, or owed by the
+ * queue (which waits for a fetch still under way, or retries one that failed); one the queue
+ * cannot take is left to the sweeper.
+ */
+async function settleAlert (deps: ReceiveDeps, started: Started, deadline: Promise<undefined>): Promise<Outcome> {
+  const { queue } = deps
+  const { id, recordKey, fetching } = started
   if (fetching === undefined) {
     queue.take(id, recordKey)
     return { id, archived: false }
@@ -142,7 +159,6 @@ async function receiveAlert (deps: ReceiveDeps, alert: Alert, record: string, de
     return { id, archived: true }
   }
   if (settled === undefined) {
-    // Still under way: the queue waits for this attempt and retries it if it fails.
     queue.take(id, recordKey, { attempt: fetching })
     return { id, archived: false }
   }
@@ -158,15 +174,25 @@ async function receiveAlert (deps: ReceiveDeps, alert: Alert, record: string, de
  */
 export async function receiveAlerts (deps: ReceiveDeps, alerts: Alert[], records: string[] | undefined, options: ReceiveOptions): Promise<Received> {
   assertArchivable(alerts)
-  const deadline = waited(options.deferred === true ? 0 : options.waitMs)
+  const deferred = options.deferred === true
+  const deadline = waited(deferred ? 0 : options.waitMs)
+  // Records and fetches each a bounded number at a time, apart: a slow Threat Stack never
+  // holds back a record, and the records alone decide whether the answer is 200.
   const limit = pLimit(deps.concurrency)
-  // The records first, all of them, a bounded number at a time: they decide the answer.
-  const results = await Promise.allSettled(alerts.map(async (alert, i) => limit(async () =>
-    receiveAlert(deps, alert, records?.[i] ?? JSON.stringify(alert), deadline, options.deferred === true))))
-  throwFirstFailure(results)
-  const outcomes = results.map((r) => (r as PromiseFulfilledResult<Outcome>).value)
+  const fetchLimit = pLimit(deps.concurrency)
+  const started = alerts.map((alert, i) => startAlert(deps, alert, records?.[i] ?? JSON.stringify(alert), limit, fetchLimit, deferred))
+  // A record that could not be stored fails the request: its alert is nobody's yet (the
+  // sender resends). The fetches of the others go on and are owed as usual.
+  const stored = await Promise.allSettled(started.map(async (s) => await s.stored))
+  const failed = stored.findIndex((r) => r.status === 'rejected')
+  const outcomes = await Promise.all(started.map(async (s, i) => {
+    if (stored[i]?.status === 'rejected') return undefined
+    return await settleAlert(deps, s, failed === -1 ? deadline : waited(0))
+  }))
+  throwFirstFailure(stored)
+  const known = outcomes.filter((o): o is Outcome => o !== undefined)
   return {
-    archived: outcomes.filter((o) => o.archived).map((o) => o.id),
-    pending: outcomes.flatMap((o) => o.archived ? [] : [{ id: o.id, ...(o.error !== undefined && { error: o.error }) }])
+    archived: known.filter((o) => o.archived).map((o) => o.id),
+    pending: known.flatMap((o) => o.archived ? [] : [{ id: o.id, ...(o.error !== undefined && { error: o.error }) }])
   }
 }
