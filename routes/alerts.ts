@@ -43,8 +43,7 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     store,
     threatstack: app.threatstack,
     concurrency: app.config.archive.concurrency,
-    queue: app.enrichment,
-    onArchived: () => { app.metrics.archived.inc() }
+    queue: app.enrichment
   }
   const { waitMs } = app.config.archive.enrich
   // Reads have S3 slots of their own: a burst of searches never delays a webhook's writes.

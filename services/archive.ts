@@ -74,8 +74,8 @@ export async function archiveAlerts (deps: ArchiveDeps, alerts: Alert[], records
   return alerts.map((alert) => alert.id)
 }
 
-export interface ReceiveDeps extends ArchiveDeps {
-  /** Where enrichment not finished within the wait goes on; one it cannot take is left to the sweeper. */
+export interface ReceiveDeps extends Omit<ArchiveDeps, 'onArchived'> {
+  /** Owes every full alert until stored, and counts it archived then; one it cannot take is left to the sweeper. */
   queue: EnrichmentQueue
 }
 
@@ -126,22 +126,22 @@ function startAlert (deps: ReceiveDeps, alert: Alert, record: string, limit: Ret
   const recordKey = webhookKey(store.prefix, id, createdAtMs(alert))
   const put = limit(async () => await putOnce(store, recordKey, record))
   const stored = Promise.allSettled([put, putIndexEntry(store, alert)]).then(throwFirstFailure)
-  const fetching = deferred || !queue.canTake(id)
-    ? undefined
-    : fetchLimit(async () => {
-      const full = await fetchAlert(deps.threatstack, id, queue.signal)
-      await put
-      await putJson(store, alertKey(store.prefix, id), full, queue.signal)
-    })
-  // The fetch's fate is read below, or by the queue: it never goes unhandled.
-  fetching?.catch(() => {})
+  if (deferred || !queue.canTake(id)) return { id, recordKey, stored, fetching: undefined }
+  const fetching = fetchLimit(async () => {
+    const full = await fetchAlert(deps.threatstack, id, queue.signal)
+    await put
+    await putJson(store, alertKey(store.prefix, id), full, queue.signal)
+  })
+  // Owed from the start: the queue waits for this attempt, retries it if it fails, and counts
+  // it archived once stored; the request only reads how far it got by its deadline.
+  queue.take(id, recordKey, { attempt: fetching })
+  fetching.catch(() => {})
   return { id, recordKey, stored, fetching }
 }
 
 /**
- * What became of one alert whose record is stored, by the deadline: archived, or owed by the
- * queue (which waits for a fetch still under way, or retries one that failed); one the queue
- * cannot take is left to the sweeper.
+ * What became of one alert whose record is stored, by the deadline: archived, or pending (owed
+ * by the queue; one the queue could not take is left to the sweeper).
  */
 async function settleAlert (deps: ReceiveDeps, started: Started, deadline: Promise<undefined>): Promise<Outcome> {
   const { queue } = deps
@@ -154,16 +154,8 @@ async function settleAlert (deps: ReceiveDeps, started: Started, deadline: Promi
     fetching.then(() => ({ ok: true as const }), (err: unknown) => ({ ok: false as const, err })),
     deadline
   ])
-  if (settled?.ok === true) {
-    deps.onArchived?.()
-    return { id, archived: true }
-  }
-  if (settled === undefined) {
-    queue.take(id, recordKey, { attempt: fetching })
-    return { id, archived: false }
-  }
-  queue.take(id, recordKey, { failure: settled.err })
-  return { id, archived: false, error: pendingError(settled.err) }
+  if (settled?.ok === true) return { id, archived: true }
+  return { id, archived: false, ...(settled !== undefined && { error: pendingError(settled.err) }) }
 }
 
 /**

@@ -99,7 +99,7 @@ export class EnrichmentQueue {
 
   /**
    * Owes `id` its full alert. With `attempt`, a fetch already under way (the request's) is
-   * waited for first; with `failure`, the first attempt failed with it and the next is a retry.
+   * waited for first, and retried if it fails; with `failure`, the first attempt failed with it.
    * @returns false when the alert is left to the sweeper (queue full or stopped).
    */
   take (id: string, recordKey: string, options: { attempt?: Promise<unknown>, failure?: unknown } = {}): boolean {
@@ -154,11 +154,12 @@ export class EnrichmentQueue {
       }
       tried = true
       try {
-        await this.#limit(async () => {
+        const outcome = await this.#limit(async () => {
           signal.throwIfAborted()
-          await enrichAlert(this.#deps, entry.id, entry.recordKey, signal)
+          return await enrichAlert(this.#deps, entry.id, entry.recordKey, signal)
         })
-        this.#events.archived?.(entry.id)
+        // No record (its PUT failed): the alert is the sender's to resend, not ours to complete.
+        if (outcome !== 'no-record') this.#events.archived?.(entry.id)
         return
       } catch (err) {
         failure = err

@@ -397,7 +397,8 @@ t.test('POST /alert when Threat Stack fails: 200 once the record is stored, the 
   ]
   for (const { mode, type, message, retryAfter } of cases) {
     t.test(`${mode} -> 200, pending with ${type}; once healed, the full alert is stored in the background`, async (t) => {
-      const built = await build(t)
+      // Retries close together, so that the one after the heal comes soon.
+      const built = await build(t, { env: { ENRICH_RETRY_MAX_DELAY_MS: '500' } })
       await built.threatstack.failWith(mode, undefined, retryAfter === undefined ? {} : { retryAfter })
       const alert = { id: '587c0159a907346eccb84004', created_at: '1484521800000', severity: '1' }
       const res = await postAlerts(built.app, { alerts: [alert] })
