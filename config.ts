@@ -123,7 +123,7 @@ export const VARIABLES = {
   S3_STORAGE_CLASS: { section: 's3', schema: str('storage class of every object, e.g. `STANDARD_IA`, `GLACIER_IR`', '^[A-Z_]{3,32}$'), must: 'an S3 storage class such as STANDARD_IA', shown: '`STANDARD`' },
   S3_OBJECT_TAGS: { section: 's3', schema: str('URL-encoded tags on every object, e.g. `app=threatstack-to-s3&retention=7y` (needs `s3:PutObjectTagging`)', '^[^=&\\s]+=[^=&\\s]*(&[^=&\\s]+=[^=&\\s]*)*$'), must: 'URL-encoded tags, key=value&key2=value2', shown: 'none' },
   ARCHIVE_CONCURRENCY: { section: 'archive', schema: ms('alerts of one webhook archived at once', 8, 1, 256) },
-  ENRICH_WAIT_MS: { section: 'archive', schema: ms('how long a webhook request waits for its full alerts before answering with them `pending` (`0`: never waits); the answer never waits for less than the records', 2000, 0, 60_000) },
+  ENRICH_WAIT_MS: { section: 'archive', schema: ms('how long a webhook request waits for its full alerts before answering with them `pending` (`0`: never waits); it always waits for the records', 2000, 0, 60_000) },
   ENRICH_QUEUE_MAX: { section: 'archive', schema: ms('full alerts owed in the background at once by one process; beyond it they are left to the sweeper (counted)', 10_000, 1, 1_000_000) },
   ENRICH_CONCURRENCY: { section: 'archive', schema: ms('background retries of full alerts under way at once', 8, 1, 256) },
   ENRICH_BUDGET_MS: { section: 'archive', schema: ms('how long an owed full alert is retried in the background (backoff with full jitter from `THREATSTACK_RETRY_BASE_MS`, or Threat Stack\'s `Retry-After`) before it is left to the sweeper', 600_000, 1000) },
