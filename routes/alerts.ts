@@ -82,7 +82,9 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     app.metrics.completeness.received.inc(alerts.length)
     const received = await receiveAlerts(archiveDeps, alerts, webhookRecords(alerts, request.bodyText), {
       waitMs,
-      deferred: request.enrichmentDeferred
+      deferred: request.enrichmentDeferred,
+      // Not an error of this request (it succeeds), but the cause chain belongs in the log.
+      onFetchFailed: (alertId, err) => { request.log.warn({ alertId, err }, 'full alert pending: its fetch failed, retried in the background') }
     })
     return { success: true as const, ...received }
   })

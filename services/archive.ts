@@ -84,6 +84,8 @@ export interface ReceiveOptions {
   waitMs: number
   /** Under pressure: no fetch on the request's path, every full alert owed by the queue. */
   deferred?: boolean
+  /** Told of each fetch that failed within the wait (the alert is answered pending, with the error's type). */
+  onFetchFailed?: (id: string, err: unknown) => void
 }
 
 export interface PendingAlert {
@@ -143,7 +145,7 @@ function startAlert (deps: ReceiveDeps, alert: Alert, record: string, limit: Ret
  * What became of one alert whose record is stored, by the deadline: archived, or pending (owed
  * by the queue; one the queue could not take is left to the sweeper).
  */
-async function settleAlert (deps: ReceiveDeps, started: Started, deadline: Promise<undefined>): Promise<Outcome> {
+async function settleAlert (deps: ReceiveDeps, started: Started, deadline: Promise<undefined>, onFetchFailed?: ReceiveOptions['onFetchFailed']): Promise<Outcome> {
   const { queue } = deps
   const { id, recordKey, fetching } = started
   if (fetching === undefined) {
@@ -155,6 +157,7 @@ async function settleAlert (deps: ReceiveDeps, started: Started, deadline: Promi
     deadline
   ])
   if (settled?.ok === true) return { id, archived: true }
+  if (settled !== undefined) onFetchFailed?.(id, settled.err)
   return { id, archived: false, ...(settled !== undefined && { error: pendingError(settled.err) }) }
 }
 
@@ -179,7 +182,7 @@ export async function receiveAlerts (deps: ReceiveDeps, alerts: Alert[], records
   const failed = stored.findIndex((r) => r.status === 'rejected')
   const outcomes = await Promise.all(started.map(async (s, i) => {
     if (stored[i]?.status === 'rejected') return undefined
-    return await settleAlert(deps, s, failed === -1 ? deadline : waited(0))
+    return await settleAlert(deps, s, failed === -1 ? deadline : waited(0), options.onFetchFailed)
   }))
   throwFirstFailure(stored)
   const known = outcomes.filter((o): o is Outcome => o !== undefined)
