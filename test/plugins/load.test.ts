@@ -8,8 +8,11 @@ import { sample } from '../helpers/metrics.js'
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 t.test('webhooks beyond the in-flight limit are taken with their enrichment deferred, not shed', async (t) => {
-  const { app, threatstack, readObject } = await build(t, { env: { LOAD_MAX_IN_FLIGHT_WEBHOOKS: '2', LOAD_RETRY_AFTER_SECONDS: '3' } })
-  threatstack.setLatency(300)
+  // The first two wait long for Threat Stack (well within their wait), so all six are in flight at once.
+  const { app, threatstack, readObject } = await build(t, {
+    env: { LOAD_MAX_IN_FLIGHT_WEBHOOKS: '2', LOAD_RETRY_AFTER_SECONDS: '3', ENRICH_WAIT_MS: '20000', THREATSTACK_TIMEOUT_MS: '10000' }
+  })
+  threatstack.setLatency(1500)
   const results = await Promise.all(Array.from({ length: 6 }, async (_, i) => await app.inject({
     method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: `burst-${i}-x`, created_at: 1484521800000 }
   })))

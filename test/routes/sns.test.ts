@@ -57,7 +57,7 @@ t.test('notifications signed by a local certificate archive their alerts, in bot
   const res = await postSNS(built.app, batch)
   t.equal(res.statusCode, 200, 'SignatureVersion 1, batch form')
   t.match(res.headers['content-type'], /^application\/json/)
-  t.same(res.json(), { success: true, archived: BATCH.map((a) => a.id) })
+  t.same(res.json(), { success: true, archived: BATCH.map((a) => a.id), pending: [] })
 
   const bare = await signedMessage('Notification', { SignatureVersion: '2', Message: JSON.stringify(BARE) })
   const res2 = await postSNS(built.app, bare)
