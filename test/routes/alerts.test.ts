@@ -372,7 +372,7 @@ t.test('GET /alert/:alert_id', async (t) => {
 })
 
 /** Polls `check` until it holds: at most `tries` times, `ms` apart. */
-async function eventually (check: () => Promise<boolean>, tries = 150, ms = 100): Promise<boolean> {
+async function eventually (check: () => Promise<boolean>, tries = 300, ms = 100): Promise<boolean> {
   for (let i = 0; i < tries; i++) {
     if (await check()) return true
     await sleep(ms)
