@@ -17,6 +17,7 @@ import s3Plugin from './plugins/s3.js'
 import integrityPlugin from './plugins/integrity.js'
 import sweeperPlugin from './plugins/sweeper.js'
 import threatstackPlugin from './plugins/threatstack.js'
+import enrichmentPlugin from './plugins/enrichment.js'
 import snsPlugin from './plugins/sns.js'
 import authPlugin from './plugins/auth.js'
 import metricsPlugin from './plugins/metrics.js'
@@ -139,6 +140,7 @@ async function app (fastify: FastifyInstance, opts: Partial<AppOptions>): Promis
   await fastify.register(s3Plugin)
   await fastify.register(integrityPlugin)
   await fastify.register(threatstackPlugin)
+  await fastify.register(enrichmentPlugin)
   await fastify.register(sweeperPlugin)
   await fastify.register(snsPlugin, { ...(opts.snsDispatcher !== undefined && { dispatcher: opts.snsDispatcher }) })
   await fastify.register(authPlugin)

@@ -123,6 +123,12 @@ export const VARIABLES = {
   S3_STORAGE_CLASS: { section: 's3', schema: str('storage class of every object, e.g. `STANDARD_IA`, `GLACIER_IR`', '^[A-Z_]{3,32}$'), must: 'an S3 storage class such as STANDARD_IA', shown: '`STANDARD`' },
   S3_OBJECT_TAGS: { section: 's3', schema: str('URL-encoded tags on every object, e.g. `app=threatstack-to-s3&retention=7y` (needs `s3:PutObjectTagging`)', '^[^=&\\s]+=[^=&\\s]*(&[^=&\\s]+=[^=&\\s]*)*$'), must: 'URL-encoded tags, key=value&key2=value2', shown: 'none' },
   ARCHIVE_CONCURRENCY: { section: 'archive', schema: ms('alerts of one webhook archived at once', 8, 1, 256) },
+  ENRICH_WAIT_MS: { section: 'archive', schema: ms('how long a webhook request waits for its full alerts before answering with them `pending` (`0`: never waits); it always waits for the records', 2000, 0, 60_000) },
+  ENRICH_QUEUE_MAX: { section: 'archive', schema: ms('full alerts owed in the background at once by one process; beyond it they are left to the sweeper (counted)', 10_000, 1, 1_000_000) },
+  ENRICH_CONCURRENCY: { section: 'archive', schema: ms('background retries of full alerts under way at once', 8, 1, 256) },
+  ENRICH_BUDGET_MS: { section: 'archive', schema: ms('how long an owed full alert is retried in the background (backoff with full jitter from `THREATSTACK_RETRY_BASE_MS`, or Threat Stack\'s `Retry-After`) before it is left to the sweeper', 600_000, 1000) },
+  ENRICH_RETRY_MAX_DELAY_MS: { section: 'archive', schema: ms('the longest wait between two background retries', 60_000, 1) },
+  ENRICH_DRAIN_MS: { section: 'archive', schema: ms('on close, time left to background fetches under way before they are aborted (the sweeper completes the rest); keep it below `SHUTDOWN_GRACE_MS`', 10_000, 0) },
   SEARCH_CONCURRENCY: { section: 'search', schema: ms('S3 reads of one search at once', 16, 1, 256) },
   STATUS_TIMEOUT_MS: { section: 'status', schema: ms('timeout of each dependency check of `/status`', 2000, 100) },
   STATUS_CACHE_MS: { section: 'status', schema: ms('how long a `/status` answer is reused', 5000, 0) },
@@ -308,7 +314,18 @@ function shape (v: Values) {
       ...(v.SNS_TOPIC_ARNS !== undefined && { topicArns: v.SNS_TOPIC_ARNS }),
       ...(v.SNS_CERTS_DIR !== undefined && { certsDir: v.SNS_CERTS_DIR })
     },
-    archive: { concurrency: v.ARCHIVE_CONCURRENCY },
+    archive: {
+      concurrency: v.ARCHIVE_CONCURRENCY,
+      enrich: {
+        waitMs: v.ENRICH_WAIT_MS,
+        queueMax: v.ENRICH_QUEUE_MAX,
+        concurrency: v.ENRICH_CONCURRENCY,
+        budgetMs: v.ENRICH_BUDGET_MS,
+        baseDelayMs: v.THREATSTACK_RETRY_BASE_MS,
+        maxDelayMs: v.ENRICH_RETRY_MAX_DELAY_MS,
+        drainMs: v.ENRICH_DRAIN_MS
+      }
+    },
     search: { concurrency: v.SEARCH_CONCURRENCY },
     status: { timeoutMs: v.STATUS_TIMEOUT_MS, cacheMs: v.STATUS_CACHE_MS },
     integrity: {

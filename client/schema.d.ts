@@ -158,7 +158,7 @@ export interface paths {
         put?: never;
         /**
          * Archive alerts posted by a Threat Stack webhook
-         * @description Stores each alert as received and its full version fetched from Threat Stack. Answers 200 only when every alert is stored; otherwise an error, so that the sender retries. Also accepts AWS SNS deliveries (header `x-amz-sns-message-type`, body sent as text/plain): every message's signature is verified; a Notification's `Message` is this body as a JSON string; a SubscriptionConfirmation is confirmed and an UnsubscribeConfirmation acknowledged, both with `archived: []`.
+         * @description Stores each alert as received and its full version fetched from Threat Stack. Answers 200 as soon as every alert's webhook record is stored: `archived` lists the alerts whose full alert is stored too, `pending` those whose full alert was not stored within `ENRICH_WAIT_MS` (with the fetch's error type and fixed message when it has failed so far); the service completes them in the background, then by its sweeper. Only when a webhook record cannot be stored is the answer an error, so that the sender resends. Also accepts AWS SNS deliveries (header `x-amz-sns-message-type`, body sent as text/plain): every message's signature is verified; a Notification's `Message` is this body as a JSON string; a SubscriptionConfirmation is confirmed and an UnsubscribeConfirmation acknowledged, both with `archived: []` and `pending: []`.
          */
         post: operations["archiveAlerts"];
         delete?: never;
@@ -204,7 +204,7 @@ export interface paths {
         /**
          * Archive alerts posted by a Threat Stack webhook
          * @deprecated
-         * @description Stores each alert as received and its full version fetched from Threat Stack. Answers 200 only when every alert is stored; otherwise an error, so that the sender retries. Also accepts AWS SNS deliveries (header `x-amz-sns-message-type`, body sent as text/plain): every message's signature is verified; a Notification's `Message` is this body as a JSON string; a SubscriptionConfirmation is confirmed and an UnsubscribeConfirmation acknowledged, both with `archived: []`.
+         * @description Stores each alert as received and its full version fetched from Threat Stack. Answers 200 as soon as every alert's webhook record is stored: `archived` lists the alerts whose full alert is stored too, `pending` those whose full alert was not stored within `ENRICH_WAIT_MS` (with the fetch's error type and fixed message when it has failed so far); the service completes them in the background, then by its sweeper. Only when a webhook record cannot be stored is the answer an error, so that the sender resends. Also accepts AWS SNS deliveries (header `x-amz-sns-message-type`, body sent as text/plain): every message's signature is verified; a Notification's `Message` is this body as a JSON string; a SubscriptionConfirmation is confirmed and an UnsubscribeConfirmation acknowledged, both with `archived: []` and `pending: []`.
          */
         post: operations["archiveAlertsLegacy"];
         delete?: never;
@@ -1452,7 +1452,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Every alert of the body is archived */
+            /** @description Every webhook record of the body is stored: the sender has nothing to resend */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1463,14 +1463,37 @@ export interface operations {
                      *       "success": true,
                      *       "archived": [
                      *         "587c0159a907346eccb84004"
+                     *       ],
+                     *       "pending": [
+                     *         {
+                     *           "id": "587c0159a907346eccb84005",
+                     *           "error": {
+                     *             "type": "ThreatStackRequestError",
+                     *             "message": "Failure to communicate with Threat Stack"
+                     *           }
+                     *         }
                      *       ]
                      *     }
                      */
                     "application/json": {
                         /** @enum {boolean} */
                         success: true;
-                        /** @description ids of the alerts now archived */
+                        /** @description ids of the alerts whose webhook record and full alert are both stored */
                         archived: string[];
+                        /** @description alerts whose webhook record is stored and whose full alert the service still owes: fetched in the background, then by the sweeper */
+                        pending: {
+                            id: string;
+                            /** @description how fetching the full alert has failed so far; absent when it has not finished within ENRICH_WAIT_MS */
+                            error?: {
+                                /**
+                                 * @description the error type the envelope would show for the fetch
+                                 * @example ThreatStackRequestError
+                                 */
+                                type: string;
+                                /** @description its fixed message */
+                                message: string;
+                            };
+                        }[];
                     };
                 };
             };
@@ -1609,7 +1632,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `ThreatStackRequestError`: Threat Stack could not be reached, or answered something that is not a usable JSON object (a balancer's HTML page, JSON nested too deeply). `ThreatStackAPIError`: Threat Stack answered with a JSON error. `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -1619,8 +1642,8 @@ export interface operations {
                      * @example {
                      *       "success": false,
                      *       "error": {
-                     *         "type": "ThreatStackRequestError",
-                     *         "message": "Failure to communicate with Threat Stack",
+                     *         "type": "S3ClientError",
+                     *         "message": "Failure to communicate with S3",
                      *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
                      *       }
                      *     }
@@ -1628,7 +1651,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `ThreatStackAPIError`: Threat Stack throttles (429); retry after `Retry-After` seconds. `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
+            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -1640,27 +1663,8 @@ export interface operations {
                      * @example {
                      *       "success": false,
                      *       "error": {
-                     *         "type": "ThreatStackAPIError",
-                     *         "message": "Threat Stack is throttling requests (status 429)",
-                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `ThreatStackRequestError`: Threat Stack did not answer in time. */
-            504: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "success": false,
-                     *       "error": {
-                     *         "type": "ThreatStackRequestError",
-                     *         "message": "Threat Stack did not answer in time",
+                     *         "type": "S3ClientError",
+                     *         "message": "S3 is throttling requests",
                      *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
                      *       }
                      *     }
@@ -2228,7 +2232,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Every alert of the body is archived */
+            /** @description Every webhook record of the body is stored: the sender has nothing to resend */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2239,14 +2243,37 @@ export interface operations {
                      *       "success": true,
                      *       "archived": [
                      *         "587c0159a907346eccb84004"
+                     *       ],
+                     *       "pending": [
+                     *         {
+                     *           "id": "587c0159a907346eccb84005",
+                     *           "error": {
+                     *             "type": "ThreatStackRequestError",
+                     *             "message": "Failure to communicate with Threat Stack"
+                     *           }
+                     *         }
                      *       ]
                      *     }
                      */
                     "application/json": {
                         /** @enum {boolean} */
                         success: true;
-                        /** @description ids of the alerts now archived */
+                        /** @description ids of the alerts whose webhook record and full alert are both stored */
                         archived: string[];
+                        /** @description alerts whose webhook record is stored and whose full alert the service still owes: fetched in the background, then by the sweeper */
+                        pending: {
+                            id: string;
+                            /** @description how fetching the full alert has failed so far; absent when it has not finished within ENRICH_WAIT_MS */
+                            error?: {
+                                /**
+                                 * @description the error type the envelope would show for the fetch
+                                 * @example ThreatStackRequestError
+                                 */
+                                type: string;
+                                /** @description its fixed message */
+                                message: string;
+                            };
+                        }[];
                     };
                 };
             };
@@ -2385,7 +2412,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `ThreatStackRequestError`: Threat Stack could not be reached, or answered something that is not a usable JSON object (a balancer's HTML page, JSON nested too deeply). `ThreatStackAPIError`: Threat Stack answered with a JSON error. `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -2395,8 +2422,8 @@ export interface operations {
                      * @example {
                      *       "success": false,
                      *       "error": {
-                     *         "type": "ThreatStackRequestError",
-                     *         "message": "Failure to communicate with Threat Stack",
+                     *         "type": "S3ClientError",
+                     *         "message": "Failure to communicate with S3",
                      *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
                      *       }
                      *     }
@@ -2404,7 +2431,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `ThreatStackAPIError`: Threat Stack throttles (429); retry after `Retry-After` seconds. `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
+            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
             503: {
                 headers: {
                     /** @description seconds to wait before retrying */
@@ -2416,27 +2443,8 @@ export interface operations {
                      * @example {
                      *       "success": false,
                      *       "error": {
-                     *         "type": "ThreatStackAPIError",
-                     *         "message": "Threat Stack is throttling requests (status 429)",
-                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
-                     *       }
-                     *     }
-                     */
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description `ThreatStackRequestError`: Threat Stack did not answer in time. */
-            504: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "success": false,
-                     *       "error": {
-                     *         "type": "ThreatStackRequestError",
-                     *         "message": "Threat Stack did not answer in time",
+                     *         "type": "S3ClientError",
+                     *         "message": "S3 is throttling requests",
                      *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
                      *       }
                      *     }

@@ -48,7 +48,7 @@ export default fp<SNSPluginOptions>(async function snsPlugin (app, opts) {
       return
     }
     request.log.info({ sns }, delivery.type === 'SubscriptionConfirmation' ? 'SNS subscription confirmed' : 'SNS subscription ended')
-    return reply.send({ success: true, archived: [] })
+    return reply.send({ success: true, archived: [], pending: [] })
   }
 
   function errorHandler (err: FastifyError, request: FastifyRequest): never {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import { alertsOf, WebhookBodySchema } from '../schemas/alert.js'
 import { AlertIdParamsSchema, IngestQuerySchema, SEARCH_DEFAULT_LIMIT, SearchQuerySchema } from '../schemas/query.js'
 import { AlertReplySchema, ArchiveReplySchema, SearchReplySchema, errorResponses } from '../schemas/envelope.js'
-import { archiveAlerts, type ArchiveDeps } from '../services/archive.js'
+import { receiveAlerts, type ReceiveDeps } from '../services/archive.js'
 import { webhookRecords } from '../services/webhook.js'
 import { decodeCursor, getAlert, normalizeFilters, parseRange, searchAlerts, type SearchDeps } from '../services/search.js'
 
@@ -39,12 +39,13 @@ function clientClosed (): Error {
 
 const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { store } = app
-  const archiveDeps: ArchiveDeps = {
+  const archiveDeps: ReceiveDeps = {
     store,
     threatstack: app.threatstack,
     concurrency: app.config.archive.concurrency,
-    onArchived: () => { app.metrics.archived.inc() }
+    queue: app.enrichment
   }
+  const { waitMs } = app.config.archive.enrich
   // Reads have S3 slots of their own: a burst of searches never delays a webhook's writes.
   const { readStore } = app
   const searchDeps: SearchDeps = { store: readStore, concurrency: app.config.search.concurrency }
@@ -58,10 +59,13 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       summary: 'Archive alerts posted by a Threat Stack webhook',
       description: 'Stores each alert as received and its full version fetched from Threat Stack. ' +
-        'Answers 200 only when every alert is stored; otherwise an error, so that the sender retries. ' +
+        'Answers 200 as soon as every alert\'s webhook record is stored: `archived` lists the alerts whose full alert is ' +
+        'stored too, `pending` those whose full alert was not stored within `ENRICH_WAIT_MS` (with the fetch\'s error ' +
+        'type and fixed message when it has failed so far); the service completes them in the background, then by its ' +
+        'sweeper. Only when a webhook record cannot be stored is the answer an error, so that the sender resends. ' +
         'Also accepts AWS SNS deliveries (header `x-amz-sns-message-type`, body sent as text/plain): every message\'s ' +
         'signature is verified; a Notification\'s `Message` is this body as a JSON string; a SubscriptionConfirmation ' +
-        'is confirmed and an UnsubscribeConfirmation acknowledged, both with `archived: []`.',
+        'is confirmed and an UnsubscribeConfirmation acknowledged, both with `archived: []` and `pending: []`.',
       operationId: 'archiveAlerts',
       consumes: ['application/json', 'text/plain'],
       querystring: IngestQuerySchema,
@@ -70,12 +74,19 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
         200: ArchiveReplySchema,
         ...errorResponses('WebhookDataError', 'SNSMessageInvalidError', 'RequestValidationError', 'AuthenticationError',
           'AuthorizationError', 'SNSSignatureError', 'RequestTimeoutError', 'PayloadTooLargeError', 'UnsupportedMediaTypeError',
-          'ThreatStackRequestError', 'ThreatStackAPIError', 'S3ClientError')
+          'S3ClientError')
       }
     }
   }, async (request) => {
     const alerts = alertsOf(request.body)
-    return { success: true as const, archived: await archiveAlerts(archiveDeps, alerts, webhookRecords(alerts, request.bodyText)) }
+    app.metrics.completeness.received.inc(alerts.length)
+    const received = await receiveAlerts(archiveDeps, alerts, webhookRecords(alerts, request.bodyText), {
+      waitMs,
+      deferred: request.enrichmentDeferred,
+      // Not an error of this request (it succeeds), but the cause chain belongs in the log.
+      onFetchFailed: (alertId, err) => { request.log.warn({ alertId, err }, 'full alert pending: its fetch failed, retried in the background') }
+    })
+    return { success: true as const, ...received }
   })
 
   app.get('/alert/:alert_id', {

@@ -55,10 +55,30 @@ export const ErrorEnvelopeRef = Type.Unsafe<ErrorEnvelope>({ $ref: 'ErrorEnvelop
 const ALERT_ID = '587c0159a907346eccb84004'
 const REQUEST_ID = '5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90'
 
+const PENDING_ID = '587c0159a907346eccb84005'
+
+export const PendingAlertSchema = Type.Object({
+  id: Type.String(),
+  error: Type.Optional(Type.Object({
+    type: Type.String({ description: 'the error type the envelope would show for the fetch', examples: ['ThreatStackRequestError'] }),
+    message: Type.String({ description: 'its fixed message' })
+  }, { description: 'how fetching the full alert has failed so far; absent when it has not finished within ENRICH_WAIT_MS' }))
+})
+
 export const ArchiveReplySchema = Type.Object({
   success: Type.Literal(true),
-  archived: Type.Array(Type.String(), { description: 'ids of the alerts now archived' })
-}, { description: 'Every alert of the body is archived', examples: [{ success: true, archived: [ALERT_ID] }] })
+  archived: Type.Array(Type.String(), { description: 'ids of the alerts whose webhook record and full alert are both stored' }),
+  pending: Type.Array(PendingAlertSchema, {
+    description: 'alerts whose webhook record is stored and whose full alert the service still owes: fetched in the background, then by the sweeper'
+  })
+}, {
+  description: 'Every webhook record of the body is stored: the sender has nothing to resend',
+  examples: [{
+    success: true,
+    archived: [ALERT_ID],
+    pending: [{ id: PENDING_ID, error: { type: 'ThreatStackRequestError', message: 'Failure to communicate with Threat Stack' } }]
+  }]
+})
 
 export const AlertReplySchema = Type.Object({
   success: Type.Literal(true),

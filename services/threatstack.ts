@@ -104,7 +104,7 @@ class UpstreamAnswer extends Error {
  * @throws ThreatStackRequestError when the call did not complete or the answer is not a JSON object
  *   (504 when it timed out); ThreatStackAPIError when Threat Stack answered with a JSON error.
  */
-async function attempt (client: ThreatStackClient, path: string, timeoutMs: number): Promise<Record<string, unknown>> {
+async function attempt (client: ThreatStackClient, path: string, timeoutMs: number, signal?: AbortSignal): Promise<Record<string, unknown>> {
   const url = client.baseUrl + path
   let statusCode: number
   let headers: Record<string, string | string[] | undefined>
@@ -114,7 +114,7 @@ async function attempt (client: ThreatStackClient, path: string, timeoutMs: numb
       method: 'GET',
       dispatcher: client.dispatcher,
       headers: { authorization: client.authorization(url, 'GET'), accept: 'application/json' },
-      signal: AbortSignal.timeout(timeoutMs)
+      signal: signal === undefined ? AbortSignal.timeout(timeoutMs) : AbortSignal.any([AbortSignal.timeout(timeoutMs), signal])
     })
     statusCode = res.statusCode
     headers = res.headers
@@ -172,20 +172,37 @@ function isSizeCap (err: unknown): boolean {
   return (err as { code?: unknown } | undefined)?.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE'
 }
 
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
+export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(signal.reason)
+      return
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(signal?.reason)
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
 
 /**
  * GETs a JSON object, retrying connection failures, 5xx and 429 with exponential backoff and
  * full jitter (or the upstream's Retry-After), all within the retry budget. GETs are idempotent.
  * @throws the last attempt's ThreatStackRequestError | ThreatStackAPIError
  */
-export async function getObject (client: ThreatStackClient, path: string, policy: RetryPolicy = client.retry): Promise<Record<string, unknown>> {
+export async function getObject (client: ThreatStackClient, path: string, policy: RetryPolicy = client.retry, signal?: AbortSignal): Promise<Record<string, unknown>> {
   const started = Date.now()
   for (let retry = 0; ; retry++) {
     const remaining = policy.budgetMs - (Date.now() - started)
     const t0 = performance.now()
     try {
-      const object = await attempt(client, path, Math.max(1, Math.min(client.timeoutMs, remaining)))
+      const object = await attempt(client, path, Math.max(1, Math.min(client.timeoutMs, remaining)), signal)
       client.observer?.request('success', (performance.now() - t0) / 1000)
       return object
     } catch (err) {
@@ -197,16 +214,16 @@ export async function getObject (client: ThreatStackClient, path: string, policy
       // Waiting past the budget would answer the sender too late anyway: fail now, it will retry.
       if (Date.now() - started + delay >= policy.budgetMs) throw error
       client.observer?.retry()
-      await sleep(delay)
+      await sleep(delay, signal)
     }
   }
 }
 
 /** The full alert. @throws ThreatStackRequestError | ThreatStackAPIError; WebhookDataError for an invalid id */
-export async function fetchAlert (client: ThreatStackClient, id: string): Promise<Record<string, unknown>> {
+export async function fetchAlert (client: ThreatStackClient, id: string, signal?: AbortSignal): Promise<Record<string, unknown>> {
   // No URL is built from an id that breaks the id rule, however the caller got it.
   assertAlertId(id)
-  return await getObject(client, `/alerts/${encodeURIComponent(id)}`)
+  return await getObject(client, `/alerts/${encodeURIComponent(id)}`, client.retry, signal)
 }
 
 /** An authenticated call that proves the API is reachable with our key (as the Python service did). */

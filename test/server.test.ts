@@ -47,7 +47,7 @@ t.test('listens on PORT and HOST, then closes gracefully on SIGTERM with a webho
 
   const res = await inFlight
   t.equal(res.statusCode, 200, 'the webhook in flight still gets its answer')
-  t.same(await res.body.json(), { success: true, archived: ['shutdown-alert-1'] })
+  t.same(await res.body.json(), { success: true, archived: ['shutdown-alert-1'], pending: [] })
   t.equal(await server.exited, 0, 'exit code 0')
   const reader = new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: LOCAL_S3_CREDENTIALS })
   t.teardown(() => reader.destroy())

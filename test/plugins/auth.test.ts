@@ -127,7 +127,7 @@ t.test('AUTH_MODE=none: no token needed, and a warning is logged', async (t) => 
   const built = await build(t, { env: { AUTH_MODE: 'none', INGEST_TOKENS: undefined, READ_TOKENS: undefined } })
   const post = await built.app.inject({ method: 'POST', url: ALERT_URL, payload: body })
   t.equal(post.statusCode, 200)
-  t.same(post.json(), { success: true, archived: ['authtest'] })
+  t.same(post.json(), { success: true, archived: ['authtest'], pending: [] })
   const get = await built.app.inject({ method: 'GET', url: `${ALERT_URL}/authtest` })
   t.equal(get.statusCode, 200)
   const warnings = (built.logs as Log[]).filter((l) => l.level === 40 && /AUTH_MODE=none/.test(String(l.msg)))

@@ -7,32 +7,57 @@ import { sample } from '../helpers/metrics.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-t.test('webhooks beyond the in-flight limit are shed with 503 and Retry-After, then served again', async (t) => {
-  const { app, threatstack, readObject } = await build(t, { env: { LOAD_MAX_IN_FLIGHT_WEBHOOKS: '2', LOAD_RETRY_AFTER_SECONDS: '3' } })
-  threatstack.setLatency(300)
+t.test('webhooks beyond the in-flight limit are taken with their enrichment deferred, not shed', async (t) => {
+  // The first two wait long for Threat Stack (well within their wait), so all six are in flight at once.
+  const { app, threatstack, readObject } = await build(t, {
+    env: { LOAD_MAX_IN_FLIGHT_WEBHOOKS: '2', LOAD_RETRY_AFTER_SECONDS: '3', ENRICH_WAIT_MS: '20000', THREATSTACK_TIMEOUT_MS: '10000' }
+  })
+  threatstack.setLatency(1500)
   const results = await Promise.all(Array.from({ length: 6 }, async (_, i) => await app.inject({
     method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: `burst-${i}-x`, created_at: 1484521800000 }
   })))
-  const ok = results.filter((r) => r.statusCode === 200)
-  const shed = results.filter((r) => r.statusCode === 503)
-  t.equal(ok.length, 2, 'as many as the limit are served')
-  t.equal(shed.length, 4, 'the rest are shed at once')
+  t.same(results.map((r) => r.statusCode), [200, 200, 200, 200, 200, 200], 'every webhook whose record can be stored gets its 200')
+  const bodies = results.map((r) => r.json() as { archived: string[], pending: Array<{ id: string }> })
+  t.equal(bodies.filter((b) => b.pending.length === 1 && b.archived.length === 0).length, 4, 'those beyond the limit do not wait for Threat Stack')
+  for (let i = 0; i < 6; i++) t.ok(await readObject(`webhooks/2017/01/15/23/10/burst-${i}-x`), `record of burst-${i}-x`)
+  let complete = false
+  for (let round = 0; round < 100 && !complete; round++) {
+    complete = (await Promise.all(Array.from({ length: 6 }, async (_, i) => await readObject(`alerts/bu/rs/burst-${i}-x`)))).every((o) => o !== undefined)
+    if (!complete) await sleep(100)
+  }
+  t.ok(complete, 'the deferred full alerts are completed in the background')
+  const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: BEARER.read })
+  t.equal(sample(metrics.body, 'threatstack_to_s3_requests_shed_total'), 0, 'nothing shed')
+  t.equal(sample(metrics.body, 'threatstack_to_s3_webhooks_deferred_total'), 4, 'the deferred are counted')
+
+  threatstack.setLatency(0)
+  const after = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: 'after-burst', created_at: 1 } })
+  t.same(after.json(), { success: true, archived: ['after-burst'], pending: [] }, 'the slots are released')
+  const reads = await Promise.all(Array.from({ length: 5 }, async () => await app.inject({ method: 'GET', url: '/api/v1/s3/alert/after-burst', headers: BEARER.read })))
+  t.same(reads.map((r) => r.statusCode), [200, 200, 200, 200, 200], 'reads are not counted as webhooks')
+})
+
+t.test('far beyond the in-flight limit (four times it), webhooks are shed with 503 and Retry-After', async (t) => {
+  const { app, s3proxy } = await build(t, { s3Proxy: true, env: { LOAD_MAX_IN_FLIGHT_WEBHOOKS: '1', LOAD_RETRY_AFTER_SECONDS: '3' } })
+  // Records held: every webhook stays in flight until the hold ends.
+  await s3proxy!.failWith('hold', { match: /^PUT \/[^/]+\/webhooks\// })
+  const shed: Array<Awaited<ReturnType<typeof app.inject>>> = []
+  const posts = Array.from({ length: 6 }, async (_, i) => {
+    const res = await app.inject({
+      method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: `flood-${i}-x`, created_at: 1484521800000 }
+    })
+    shed.push(res)
+    return res
+  })
+  for (let round = 0; round < 100 && shed.length < 2; round++) await sleep(50)
+  t.equal(shed.length, 2, 'two answered at once, while four are held')
   for (const res of shed) {
     assertError(t, res, 503, 'ServiceUnavailableError')
     t.equal(res.headers['retry-after'], '3')
   }
-  for (const res of ok) {
-    const id = (res.json() as { archived: string[] }).archived[0] as string
-    t.ok(await readObject(`alerts/${id.slice(0, 2)}/${id.slice(2, 4)}/${id}`), `${id} is complete`)
-  }
-  const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: BEARER.read })
-  t.equal(sample(metrics.body, 'threatstack_to_s3_requests_shed_total'), 4)
-
-  threatstack.setLatency(0)
-  const after = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: 'after-burst', created_at: 1 } })
-  t.equal(after.statusCode, 200, 'the slots are released')
-  const reads = await Promise.all(Array.from({ length: 5 }, async () => await app.inject({ method: 'GET', url: '/api/v1/s3/alert/after-burst', headers: BEARER.read })))
-  t.same(reads.map((r) => r.statusCode), [200, 200, 200, 200, 200], 'reads are not counted as webhooks')
+  await s3proxy!.heal()
+  const all = await Promise.all(posts)
+  t.equal(all.filter((r) => r.statusCode === 200).length, 4, 'the four taken are answered 200 once their records are stored')
 })
 
 t.test('a saturated event loop sheds requests, /health still answers, and the process recovers', async (t) => {
@@ -51,6 +76,9 @@ t.test('a saturated event loop sheds requests, /health still answers, and the pr
       shed = res
       const health = await app.inject({ method: 'GET', url: '/health' })
       t.equal(health.statusCode, 200, '/health is never shed')
+      // A webhook is not shed: its record is stored, its enrichment deferred.
+      const webhook = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: 'pressure-hook', created_at: 1 } })
+      t.same(webhook.json(), { success: true, archived: [], pending: [{ id: 'pressure-hook' }] }, 'a webhook under pressure is taken, its enrichment deferred')
     }
   }
   t.ok(shed !== undefined, 'a request was shed under pressure')

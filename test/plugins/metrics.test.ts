@@ -25,21 +25,33 @@ t.test('GET /metrics: Prometheus text whose counters move with the traffic', asy
   await threatstack.failWith('json-500', 1)
   t.equal((await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: 'metric-0003', created_at: 1 } })).statusCode, 200, 'a retry saves it')
   await threatstack.failWith('json-404', 1)
-  t.equal((await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: 'metric-0004', created_at: 1 } })).statusCode, 502)
+  const pending = await app.inject({ method: 'POST', url: '/api/v1/s3/alert', headers: BEARER.ingest, payload: { id: 'metric-0004', created_at: 1 } })
+  t.equal(pending.statusCode, 200, 'its record is stored: the sender is done')
+  t.equal((pending.json() as { pending: Array<{ error?: { type: string } }> }).pending[0]?.error?.type, 'ThreatStackAPIError')
+  // The background retry completes it.
+  let completed = false
+  for (let i = 0; i < 100 && !completed; i++) {
+    completed = sample(await scrape(), 'threatstack_to_s3_alerts_archived_total') === 4
+    if (!completed) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.ok(completed, 'the pending alert is archived in the background')
   t.equal((await app.inject({ method: 'GET', url: '/api/v1/s3/alert/metric-0001', headers: BEARER.read })).statusCode, 200)
   t.equal((await app.inject({ method: 'GET', url: '/api/v1/s3/alert/absent-01', headers: BEARER.read })).statusCode, 404)
 
   const after = await scrape()
-  t.equal(sample(after, 'threatstack_to_s3_alerts_archived_total'), 3, 'three alerts fully archived')
-  t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 'threatstack', outcome: 'success' }), 3)
+  t.equal(sample(after, 'threatstack_to_s3_alerts_archived_total'), 4, 'four alerts fully archived')
+  t.equal(sample(after, 'threatstack_to_s3_alerts_received_total'), 4, 'four alerts received')
+  t.equal(sample(after, 'threatstack_to_s3_alerts_pending'), 0, 'none owed any more')
+  t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 'threatstack', outcome: 'success' }), 4)
   t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 'threatstack', outcome: 'http_5xx' }), 1)
   t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 'threatstack', outcome: 'http_4xx' }), 1)
   t.equal(sample(after, 'threatstack_to_s3_upstream_retries_total', { upstream: 'threatstack' }), 1)
-  // Four records and their four search index entries, three full alerts, the GET found.
-  t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 's3', outcome: 'success' }), 4 + 4 + 2 + 1 + 1, 'PUTs and the GET found')
+  // Four records and their four search index entries, four full alerts, the background's
+  // check that the record is stored, the GET found.
+  t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 's3', outcome: 'success' }), 4 + 4 + 4 + 1 + 1, 'PUTs, HEAD and the GET found')
   t.equal(sample(after, 'threatstack_to_s3_upstream_requests_total', { upstream: 's3', outcome: 'not_found' }), 1)
-  t.equal(sample(after, 'threatstack_to_s3_upstream_request_duration_seconds_count', { upstream: 's3', outcome: 'success' }), 12)
-  t.equal(sample(after, 'threatstack_to_s3_http_request_duration_seconds_count', { method: 'POST', route: '/api/v1/s3/alert', status_code: '200' }), 2)
+  t.equal(sample(after, 'threatstack_to_s3_upstream_request_duration_seconds_count', { upstream: 's3', outcome: 'success' }), 14)
+  t.equal(sample(after, 'threatstack_to_s3_http_request_duration_seconds_count', { method: 'POST', route: '/api/v1/s3/alert', status_code: '200' }), 3)
   t.equal(sample(after, 'threatstack_to_s3_http_request_duration_seconds_count', { method: 'GET', route: '/api/v1/s3/alert/:alert_id', status_code: '404' }), 1, 'by route pattern, not raw URL')
   t.notMatch(after, /metric-0001|absent-01/, 'no id in any label')
   t.equal(sample(after, 'threatstack_to_s3_requests_shed_total'), 0)

@@ -47,7 +47,7 @@ t.test('a slow S3 is given up after S3_TIMEOUT_MS', async (t) => {
 })
 
 t.test('S3 calls beyond S3_MAX_SOCKETS wait for a socket before the SDK: S3_TIMEOUT_MS counts S3 time, not the wait', async (t) => {
-  const { app, s3proxy, readObject } = await build(t, { s3Proxy: true, env: { S3_MAX_SOCKETS: '1', S3_TIMEOUT_MS: '600', S3_MAX_ATTEMPTS: '1' } })
+  const { app, s3proxy, readObject } = await build(t, { s3Proxy: true, env: { S3_MAX_SOCKETS: '1', S3_TIMEOUT_MS: '600', S3_MAX_ATTEMPTS: '1', ENRICH_WAIT_MS: '60000' } })
   await s3proxy!.failWith('delay', { delayMs: 200 })
   const alerts = Array.from({ length: 4 }, (_, i) => ({ id: `queued-${i}`, created_at: ALERT.created_at }))
   const started = Date.now()

@@ -57,12 +57,12 @@ t.test('notifications signed by a local certificate archive their alerts, in bot
   const res = await postSNS(built.app, batch)
   t.equal(res.statusCode, 200, 'SignatureVersion 1, batch form')
   t.match(res.headers['content-type'], /^application\/json/)
-  t.same(res.json(), { success: true, archived: BATCH.map((a) => a.id) })
+  t.same(res.json(), { success: true, archived: BATCH.map((a) => a.id), pending: [] })
 
   const bare = await signedMessage('Notification', { SignatureVersion: '2', Message: JSON.stringify(BARE) })
   const res2 = await postSNS(built.app, bare)
   t.equal(res2.statusCode, 200, 'SignatureVersion 2, bare form')
-  t.same(res2.json(), { success: true, archived: [BARE.id] })
+  t.same(res2.json(), { success: true, archived: [BARE.id], pending: [] })
 
   t.same(await listKeys(t, built.s3.endpoint), [
     'alerts/58/7c/587c0159a907346eccb84004',
@@ -107,7 +107,7 @@ t.test('SubscriptionConfirmation', async (t) => {
     const res = await postSNS(built.app, message)
     t.equal(res.statusCode, 200)
     t.match(res.headers['content-type'], /^application\/json/)
-    t.same(res.json(), { success: true, archived: [] })
+    t.same(res.json(), { success: true, archived: [], pending: [] })
     const subscribe = new URL(message.SubscribeURL ?? '')
     t.same(built.standIn.requests, [{ host: SNS_HOSTNAME, method: 'GET', url: `${subscribe.pathname}${subscribe.search}` }], 'one confirmation call')
     t.ok(built.logs.some((l) => l.msg === 'SNS subscription confirmed' && (l.sns as { topicArn?: string } | undefined)?.topicArn === TOPIC_ARN),
@@ -140,7 +140,7 @@ t.test('UnsubscribeConfirmation is logged and answered 200; nothing is archived 
   const built = await buildWithSNS(t, { env: { SNS_CERTS_DIR: await localCertsDir(t) } })
   const res = await postSNS(built.app, await signedMessage('UnsubscribeConfirmation'))
   t.equal(res.statusCode, 200)
-  t.same(res.json(), { success: true, archived: [] })
+  t.same(res.json(), { success: true, archived: [], pending: [] })
   t.ok(built.logs.some((l) => l.msg === 'SNS subscription ended' && l.level === 30), 'logged at info')
   t.same(built.standIn.connects, [], 'no call')
   t.same(await listKeys(t, built.s3.endpoint), [])
@@ -178,7 +178,7 @@ t.test('SNS_TOPIC_ARNS: another topic is a 403, a listed one is archived', async
   t.same(built.standIn.connects, [], 'a foreign topic is not confirmed')
   const ok = await postSNS(built.app, await signedMessage('Notification', { TopicArn: listed, Message: JSON.stringify(BARE) }))
   t.equal(ok.statusCode, 200, 'the listed topic')
-  t.same(ok.json(), { success: true, archived: [BARE.id] })
+  t.same(ok.json(), { success: true, archived: [BARE.id], pending: [] })
 })
 
 t.test('SNS_ENABLED=false: every SNS message is a 400 SNSMessageInvalidError', async (t) => {
@@ -269,7 +269,7 @@ t.test('the records of a Notification are the bytes of its Message, exactly', as
   const second = '{"created_at":"1484521800000",  "id":"snsexact3"}'
   const batch = await postSNS(built.app, await signedMessage('Notification', { Message: `{"alerts":[${first},\n${second}]}` }))
   t.equal(batch.statusCode, 200)
-  t.same(batch.json(), { success: true, archived: ['snsexact2', 'snsexact3'] })
+  t.same(batch.json(), { success: true, archived: ['snsexact2', 'snsexact3'], pending: [] })
   t.equal((await built.readObject('webhooks/2017/01/15/23/10/snsexact2'))?.body, first, '1e400 stays 1e400')
   t.equal((await built.readObject('webhooks/2017/01/15/23/10/snsexact3'))?.body, second)
 
