@@ -1,0 +1,52 @@
+import t from 'tap'
+import { build, BEARER } from './helpers/build.js'
+import { CONSOLE_CSP } from '../routes/console.js'
+
+t.test('GET /console serves the page without a token, with a strict CSP and no framing', async (t) => {
+  const { app } = await build(t)
+  const res = await app.inject({ method: 'GET', url: '/console' })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^text\/html/)
+  t.equal(res.headers['content-security-policy'], CONSOLE_CSP)
+  t.match(CONSOLE_CSP, /script-src 'self';/)
+  t.notMatch(CONSOLE_CSP, /unsafe-inline|unsafe-eval|https?:/, 'no inline script or style, no other origin')
+  t.equal(res.headers['x-frame-options'], 'DENY')
+  t.equal(res.headers['x-content-type-options'], 'nosniff')
+  t.match(res.body, /<script type="module" src="\/console\/app.js"><\/script>/)
+  t.notMatch(res.body, /<script>|<script [^>]*>[^<]+<\/script>|\sstyle=|\son[a-z]+=/, 'no inline script, style or handler')
+  t.notMatch(res.body, /https?:\/\//, 'no asset from another origin')
+})
+
+t.test('the page\'s assets are served with the same headers, and nothing else under /console/', async (t) => {
+  const { app } = await build(t)
+  for (const [file, type] of [['app.js', /javascript/], ['api.js', /javascript/], ['console.css', /text\/css/]] as const) {
+    const res = await app.inject({ method: 'GET', url: `/console/${file}` })
+    t.equal(res.statusCode, 200, file)
+    t.match(res.headers['content-type'], type, file)
+    t.equal(res.headers['content-security-policy'], CONSOLE_CSP, file)
+    t.equal(res.headers['x-frame-options'], 'DENY', file)
+    t.notMatch(res.body, /https?:\/\/(?!www\.w3\.org\/2000\/svg)/, `${file} names no other origin`)
+  }
+  for (const url of ['/console/index.html', '/console/../package.json', '/console/%2e%2e/package.json', '/console/nope.js']) {
+    const res = await app.inject({ method: 'GET', url })
+    t.equal(res.statusCode, 404, url)
+    t.match(res.json(), { success: false, error: { type: 'RouteNotFoundError' } }, url)
+  }
+})
+
+t.test('the API keeps its own headers: the console CSP is for the console only', async (t) => {
+  const { app } = await build(t)
+  const res = await app.inject({ method: 'GET', url: '/api/v1/s3/coverage?start=2017-01-15&end=2017-01-16', headers: BEARER.read })
+  t.equal(res.statusCode, 200)
+  t.not(res.headers['content-security-policy'], CONSOLE_CSP)
+  t.equal(res.headers['x-frame-options'], undefined)
+})
+
+t.test('the console is not in the OpenAPI document', async (t) => {
+  const { app } = await build(t)
+  const res = await app.inject({ method: 'GET', url: '/documentation/json' })
+  t.equal(res.statusCode, 200)
+  const paths = Object.keys((res.json() as { paths: Record<string, unknown> }).paths)
+  t.ok(paths.length > 0)
+  t.notOk(paths.some((p) => p.startsWith('/console')), 'no console path')
+})
