@@ -1,6 +1,40 @@
 import t from 'tap'
 import { build, BEARER } from './helpers/build.js'
 import { CONSOLE_CSP } from '../routes/console.js'
+import { BROWSER_INSTALL, withBrowser } from './helpers/browser.js'
+
+function recorder (): { tap: Parameters<typeof withBrowser>[0], comments: string[], failures: string[], ran: string[] } {
+  const comments: string[] = []
+  const failures: string[] = []
+  const ran: string[] = []
+  const tap = {
+    teardown: () => {},
+    comment: (...args: unknown[]) => { comments.push(args.join(' ')) },
+    fail: (message: string) => { failures.push(message); return false },
+    test: async (name: string) => { ran.push(name) }
+  }
+  return { tap, comments, failures, ran }
+}
+
+const NO_BROWSER = '/nonexistent/chromium'
+
+t.test('no chromium: the browser test is not run, and a comment says so and how to install it', async (t) => {
+  const r = recorder()
+  await withBrowser(r.tap, 'some browser test', async () => { t.fail('must not run') }, {}, NO_BROWSER)
+  t.same(r.ran, [])
+  t.same(r.failures, [])
+  t.equal(r.comments.length, 1)
+  t.match(r.comments[0], /NOT RUN \(no browser at \/nonexistent\/chromium\): "some browser test"/)
+  t.ok(r.comments[0]?.includes(BROWSER_INSTALL))
+})
+
+t.test('REQUIRE_BROWSER=1 without chromium: a failure, not a silent pass', async (t) => {
+  const r = recorder()
+  await withBrowser(r.tap, 'some browser test', async () => { t.fail('must not run') }, { REQUIRE_BROWSER: '1' }, NO_BROWSER)
+  t.same(r.ran, [])
+  t.equal(r.failures.length, 1)
+  t.match(r.failures[0], /REQUIRE_BROWSER=1.*"some browser test".*apt-get install -y chromium/)
+})
 
 t.test('GET /console serves the page without a token, with a strict CSP and no framing', async (t) => {
   const { app } = await build(t)
