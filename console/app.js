@@ -245,7 +245,10 @@ function fillSearchForm (query) {
   $('search-end').value = query.end
   for (const box of document.querySelectorAll('#search-form input[name=severity]')) box.checked = query.severity.includes(box.value)
   for (const f of SEARCH_FILTERS) $(`search-${f}`).value = query[f]
-  $('search-limit').value = query.limit
+  const limit = $('search-limit')
+  // A page size from a shared link that the menu does not offer is added to it.
+  if (![...limit.options].some((o) => o.value === query.limit) && /^\d{1,4}$/.test(query.limit)) limit.append(el('option', { text: query.limit }))
+  limit.value = query.limit
 }
 
 function readSearchForm () {

@@ -143,11 +143,21 @@ t.test('the console in a real browser', async (t) => {
     t.equal(await page.locator('#severity-histogram rect[data-severity="1"]').getAttribute('data-count'), '1')
     await shot(page, 'search')
 
-    // Paging: one alert per page, the next page is the next alert.
-    await page.selectOption('#search-limit', '25')
-    await page.click('#search-form button[type=submit]')
+    // Paging: two alerts per page (a link's page size), next by the cursor, back to the first.
+    const rowIds = async () => page.locator('#search-results tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')))
+    await page.evaluate("window.location.hash = '#search?start=2017-01-15&end=2017-01-16&limit=2'")
+    await page.locator(`#search-results tr[data-id="${ALERTS[1]!.id}"]`).waitFor(WAIT)
+    t.same(await rowIds(), [ALERTS[0]!.id, ALERTS[1]!.id], 'page 1')
+    t.equal(await page.inputValue('#search-limit'), '2')
+    await page.click('#search-next')
+    await page.locator('#search-page').filter({ hasText: 'page 2' }).waitFor(WAIT)
+    await page.locator(`#search-results tr[data-id="${ALERTS[3]!.id}"]`).waitFor(WAIT)
+    t.same(await rowIds(), [ALERTS[2]!.id, ALERTS[3]!.id], 'page 2')
+    t.ok(await page.locator('#search-next').isDisabled(), 'no page after the last')
+    await page.click('#search-first')
     await page.locator('#search-page').filter({ hasText: 'page 1' }).waitFor(WAIT)
-    t.equal(await page.locator('#search-next').isDisabled(), true, 'four alerts fit one page of 25')
+    await page.locator(`#search-results tr[data-id="${ALERTS[0]!.id}"]`).waitFor(WAIT)
+    t.same(await rowIds(), [ALERTS[0]!.id, ALERTS[1]!.id], 'back to page 1')
 
     // A filter: severity 1 and a server, sent as the search route's parameters.
     await page.check('#search-form input[name=severity][value="1"]')
