@@ -4,6 +4,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import fastifyStatic from '@fastify/static'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /**
@@ -13,16 +14,26 @@ import { fileURLToPath } from 'node:url'
 export const CONSOLE_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
   "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
-// From the sources (routes/console.ts) or the build (dist/routes/console.js), the page stays
-// in the repository's console/ folder: tsc does not copy it.
-function consoleDirectory (): string {
+// From the sources (routes/console.ts) the page is the repository's console/ folder; from a build
+// (dist/routes/console.js), dist/console/, which `npm run build` copies there.
+function consoleDirectory (): string | undefined {
   const candidates = ['../console/', '../../console/'].map((p) => fileURLToPath(new URL(p, import.meta.url)))
-  return candidates.find((dir) => existsSync(`${dir}index.html`)) ?? candidates[0]!
+  return candidates.find((dir) => existsSync(join(dir, 'index.html')))
 }
 
-const consoleRoutes: FastifyPluginAsync = async (app) => {
-  const root = consoleDirectory()
-  const page = await readFile(`${root}index.html`, 'utf8')
+export interface ConsoleOptions {
+  /** The folder of index.html and its assets; default: found beside this file. */
+  root?: string
+}
+
+const consoleRoutes: FastifyPluginAsync<ConsoleOptions> = async (app, opts) => {
+  const root = opts.root ?? consoleDirectory()
+  // A deployment without the page still archives and serves the API: the console is an extra.
+  if (root === undefined || !existsSync(join(root, 'index.html'))) {
+    app.log.warn('console: its page is not installed beside the service (console/ or dist/console/); GET /console is not served')
+    return
+  }
+  const page = await readFile(join(root, 'index.html'), 'utf8')
 
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('content-security-policy', CONSOLE_CSP)

@@ -1,4 +1,11 @@
 import t from 'tap'
+import Fastify from 'fastify'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import errorsPlugin from '../plugins/errors.js'
+import consoleRoutes from '../routes/console.js'
 import { build, BEARER } from './helpers/build.js'
 import { CONSOLE_CSP } from '../routes/console.js'
 import { BROWSER_INSTALL, withBrowser } from './helpers/browser.js'
@@ -83,4 +90,25 @@ t.test('the console is not in the OpenAPI document', async (t) => {
   const paths = Object.keys((res.json() as { paths: Record<string, unknown> }).paths)
   t.ok(paths.length > 0)
   t.notOk(paths.some((p) => p.startsWith('/console')), 'no console path')
+})
+
+t.test('without its page installed the service still starts: a warning, and /console is a 404 envelope', async (t) => {
+  const empty = await mkdtemp(join(tmpdir(), 'ts2s3-console-'))
+  t.teardown(async () => rm(empty, { recursive: true, force: true }))
+  const lines: Array<{ level: number, msg: string }> = []
+  const stream = new Writable({
+    write (chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) if (line !== '') lines.push(JSON.parse(line) as { level: number, msg: string })
+      done()
+    }
+  })
+  const app = Fastify({ logger: { level: 'warn', stream } })
+  t.teardown(async () => app.close())
+  await app.register(errorsPlugin)
+  await app.register(consoleRoutes, { root: empty })
+  await app.ready()
+  const res = await app.inject({ method: 'GET', url: '/console' })
+  t.equal(res.statusCode, 404)
+  t.match(res.json(), { success: false, error: { type: 'RouteNotFoundError' } })
+  t.match(lines.filter((l) => l.level === 40), [{ msg: /console: its page is not installed/ }], 'one warning at start')
 })
