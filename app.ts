@@ -28,6 +28,7 @@ import metricsRoutes from './routes/metrics.js'
 import alertRoutes from './routes/alerts.js'
 import statusRoutes from './routes/status.js'
 import coverageRoutes from './routes/coverage.js'
+import consoleRoutes from './routes/console.js'
 import { ARCHIVE_PREFIXES } from './routes/prefixes.js'
 
 declare module 'fastify' {
@@ -150,6 +151,7 @@ async function app (fastify: FastifyInstance, opts: Partial<AppOptions>): Promis
   await fastify.register(metricsRoutes)
   await fastify.register(statusRoutes)
   await fastify.register(coverageRoutes)
+  await fastify.register(consoleRoutes)
   for (const prefix of ARCHIVE_PREFIXES) await fastify.register(alertRoutes, { prefix })
 }
 

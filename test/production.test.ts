@@ -2,7 +2,7 @@
 import t, { type Test } from 'tap'
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { copyFile, cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
@@ -30,6 +30,8 @@ async function built (t: Test): Promise<string> {
     include: [join(ROOT, 'server.ts'), join(ROOT, 'types')]
   }))
   execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', tsconfig], { cwd: ROOT, stdio: 'inherit' })
+  // As npm run build does: the console's page beside the compiled routes.
+  await cp(join(ROOT, 'console'), join(dir, 'dist', 'console'), { recursive: true })
   return dir
 }
 
