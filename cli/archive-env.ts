@@ -66,3 +66,25 @@ export function statusLine (stream: NodeJS.WriteStream): { show: (line: string) 
     }
   }
 }
+
+/**
+ * A command's way out on bad input: its message and the usage on stderr, exit 2; and `usage(fn)`,
+ * which runs argument checks and ends the command that way on a UsageError.
+ */
+export function usageExits (text: string): { fail: (message: string, withUsage?: boolean) => never, usage: <T>(fn: () => T) => T } {
+  const fail = (message: string, withUsage = true): never => {
+    process.stderr.write(withUsage ? `${message}\n\n${text}\n` : `${message}\n`)
+    process.exit(2)
+  }
+  return {
+    fail,
+    usage: (fn) => {
+      try {
+        return fn()
+      } catch (err) {
+        if (err instanceof UsageError) fail(err.message)
+        throw err
+      }
+    }
+  }
+}

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import { ServiceError, UNEXPECTED_MESSAGE } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
 import { closeThreatStackClient, createThreatStackClient } from '../services/threatstack.js'
-import { commandConfig, intOption, rangeOf, UsageError } from './archive-env.js'
+import { commandConfig, intOption, rangeOf, usageExits } from './archive-env.js'
 import { backfillHour } from '../services/backfill.js'
 import { HOUR_MS, hourPath, hourStart, readLedger } from '../services/ledger.js'
 import { claimLease, releaseLease } from '../services/leases.js'
@@ -23,20 +23,10 @@ archived and writes nothing. Needs the Threat Stack API v2 (Hawk) credentials.
 Exit code: 0 every hour complete, 1 something missing or pending (or, dry run, lacking),
 2 bad arguments or configuration.`
 
-function fail (message: string, usage = true): never {
-  process.stderr.write(usage ? `${message}\n\n${USAGE}\n` : `${message}\n`)
-  process.exit(2)
-}
-
-/** Runs the argument checks, a UsageError ending the command with its message and the usage. */
-function usage<T> (fn: () => T): T {
-  try {
-    return fn()
-  } catch (err) {
-    if (err instanceof UsageError) fail(err.message)
-    throw err
-  }
-}
+const exits = usageExits(USAGE)
+// Typed where it is declared, so that the compiler knows a call to it ends the command.
+const fail: (message: string, withUsage?: boolean) => never = exits.fail
+const { usage } = exits
 
 let args: { start?: string, end?: string, concurrency?: string, 'dry-run'?: boolean, force?: boolean, help?: boolean }
 try {

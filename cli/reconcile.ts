@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util'
 import { ServiceError } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
 import { closeThreatStackClient, createThreatStackClient } from '../services/threatstack.js'
-import { commandConfig, intOption, rangeOf, UsageError } from './archive-env.js'
+import { commandConfig, intOption, rangeOf, usageExits } from './archive-env.js'
 import { reconcile, type ReconcileProgress } from '../services/reconcile.js'
 
 const USAGE = `Usage: threatstack-to-s3-reconcile --start <date> --end <date> [--concurrency <n>]
@@ -15,20 +15,10 @@ not, fetches them from Threat Stack and stores them. Dates are RFC 3339 date-tim
 offset, or plain dates (midnight UTC). Configuration: the service's environment variables.
 Exit code: 0 all complete, 1 some still missing, 2 bad arguments or configuration.`
 
-function fail (message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}\n`)
-  process.exit(2)
-}
-
-/** Runs the argument checks, a UsageError ending the command with its message and the usage. */
-function usage<T> (fn: () => T): T {
-  try {
-    return fn()
-  } catch (err) {
-    if (err instanceof UsageError) fail(err.message)
-    throw err
-  }
-}
+const exits = usageExits(USAGE)
+// Typed where it is declared, so that the compiler knows a call to it ends the command.
+const fail: (message: string, withUsage?: boolean) => never = exits.fail
+const { usage } = exits
 
 let args: { start?: string, end?: string, concurrency?: string, help?: boolean }
 try {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { ServiceError } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
-import { intOption, rangeOf, s3Config, UsageError } from './archive-env.js'
+import { intOption, rangeOf, s3Config, usageExits } from './archive-env.js'
 import { verifyArchive, type HourReport, type VerifyProgress } from '../services/verify.js'
 
 const USAGE = `Usage: threatstack-to-s3-verify --start <date> --end <date> --public-key <file> [--json] [--concurrency <n>]
@@ -19,20 +19,10 @@ date-times with offset, or plain dates (midnight UTC). S3 access: the service's 
 (TS_AWS_S3_BUCKET, TS_AWS_S3_PREFIX, AWS_REGION, AWS_ENDPOINT_URL_S3, AWS credentials).
 Exit code: 0 everything verifies, 1 something does not, 2 bad arguments or configuration.`
 
-function fail (message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}\n`)
-  process.exit(2)
-}
-
-/** Runs the argument checks, a UsageError ending the command with its message and the usage. */
-function usage<T> (fn: () => T): T {
-  try {
-    return fn()
-  } catch (err) {
-    if (err instanceof UsageError) fail(err.message)
-    throw err
-  }
-}
+const exits = usageExits(USAGE)
+// Typed where it is declared, so that the compiler knows a call to it ends the command.
+const fail: (message: string, withUsage?: boolean) => never = exits.fail
+const { usage } = exits
 
 let args: { start?: string, end?: string, 'public-key'?: string, json?: boolean, concurrency?: string, help?: boolean }
 try {
