@@ -371,8 +371,11 @@ t.test('GET /alert/:alert_id', async (t) => {
   })
 })
 
-/** Polls `check` until it holds: at most `tries` times, `ms` apart. */
-async function eventually (check: () => Promise<boolean>, tries = 300, ms = 100): Promise<boolean> {
+/**
+ * Polls `check` until it holds: at most `tries` times, `ms` apart. The bound is generous (a minute):
+ * on a machine running several suites at once a background retry and its S3 PUT can take seconds.
+ */
+async function eventually (check: () => Promise<boolean>, tries = 600, ms = 100): Promise<boolean> {
   for (let i = 0; i < tries; i++) {
     if (await check()) return true
     await sleep(ms)
