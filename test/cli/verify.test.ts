@@ -4,71 +4,34 @@ import t from 'tap'
 const tap = t
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { CopyObjectCommand, CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { createS3Client, storeOf } from '../../services/s3-client.js'
-import { alertKey, webhookKey } from '../../services/keys.js'
-import { putJson, type Store } from '../../services/storage.js'
+import { CopyObjectCommand, DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { webhookKey } from '../../services/keys.js'
 import { HOUR_MS, buildDigest, digestKey, runDigestJob, type DigestDocument } from '../../services/digest.js'
 import { ed25519Signer } from '../../services/signer.js'
 import type { VerifyReport } from '../../services/verify.js'
-import { MOTO_CREDENTIALS, startMoto, withMoto, type Moto } from '../helpers/moto.js'
+import { MOTO_CREDENTIALS, withMoto } from '../helpers/moto.js'
+import { archivePair, keyPair, motoBuckets, readText, type DigestBucket } from '../helpers/digests.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 let BUCKET = 'verify-archive-0'
-let runs = 0
-// One moto for the whole file; each test gets a bucket of its own.
-let shared: Promise<Moto> | undefined
 // "Now" for the job: 2017-01-16T02:30Z, so the closed hours are up to 01:00.
 const NOW = Date.UTC(2017, 0, 16, 2, 30)
 const HOUR0 = Date.UTC(2017, 0, 15, 14)
 
-function keyPair (): { privateKey: KeyObject, publicKey: KeyObject, privatePem: string, publicPem: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-  return {
-    privateKey,
-    publicKey,
-    privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString()
-  }
+// One moto for the whole file; each test gets a bucket of its own.
+const bucketFor = motoBuckets(tap, 'verify-archive')
+async function setup (t: any, executable: string): Promise<DigestBucket> {
+  const made = await bucketFor(t, executable)
+  BUCKET = made.bucket
+  return made
 }
-
-async function setup (t: any, executable: string): Promise<{ store: Store, raw: S3Client, endpoint: string }> {
-  shared ??= startMoto(tap, executable, [])
-  const moto = await shared
-  BUCKET = `verify-archive-${++runs}`
-  await moto.client.send(new CreateBucketCommand({ Bucket: BUCKET }))
-  const cfg = {
-    bucket: BUCKET,
-    prefix: '',
-    region: 'us-east-1',
-    endpoint: moto.endpoint,
-    credentials: MOTO_CREDENTIALS,
-    timeoutMs: 5000,
-    connectTimeoutMs: 1000,
-    maxSockets: 16,
-    maxAttempts: 1
-  }
-  const s3 = createS3Client(cfg)
-  t.teardown(() => s3.destroy())
-  return { store: storeOf(cfg, s3), raw: moto.client, endpoint: moto.endpoint }
-}
-
-/** One alert archived (record + full alert) at `ms`. */
-async function archive (store: Store, id: string, ms: number): Promise<{ record: string, full: string }> {
-  const record = webhookKey('', id, ms)
-  const full = alertKey('', id)
-  await putJson(store, record, { id, created_at: String(ms), severity: 2, title: `alert ${id}` })
-  await putJson(store, full, { id, created_at: ms, title: `alert ${id}`, details: 'from Threat Stack' })
-  return { record, full }
-}
-
+const archive = archivePair
 async function read (raw: S3Client, key: string): Promise<string> {
-  return await (await raw.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToString()
+  return await readText(raw, BUCKET, key)
 }
 
 function hourOf (report: VerifyReport, hourMs: number): VerifyReport['hours'][number] {

@@ -2,70 +2,34 @@
 // hour, late objects get supplements, one replica runs at a time, KMS signs as well as a key file.
 import t from 'tap'
 const tap = t
-import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { CreateBucketCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { createPublicKey } from 'node:crypto'
+import type { S3Client } from '@aws-sdk/client-s3'
 import { KMSClient, CreateKeyCommand, GetPublicKeyCommand } from '@aws-sdk/client-kms'
-import { createS3Client, storeOf } from '../../services/s3-client.js'
-import { alertKey, webhookKey } from '../../services/keys.js'
-import { putJson, type Store } from '../../services/storage.js'
+import { webhookKey } from '../../services/keys.js'
 import {
   HOUR_MS, chainHeadKey, digestKey, markLateObject, parseDigest, runDigestJob, signedBytes, type DigestDocument
 } from '../../services/digest.js'
 import { claimLease, releaseLease } from '../../services/leases.js'
 import { ed25519Signer, kmsSigner, publicKeyId, verifySignature } from '../../services/signer.js'
 import { verifyArchive } from '../../services/verify.js'
-import { MOTO_CREDENTIALS, startMoto, withMoto, type Moto } from '../helpers/moto.js'
+import { MOTO_CREDENTIALS, withMoto } from '../helpers/moto.js'
+import { archivePair, keyPair, motoBuckets, readText, type DigestBucket } from '../helpers/digests.js'
 
 let BUCKET = 'digest-archive-0'
-let runs = 0
-// One moto for the whole file; each test gets a bucket of its own.
-let shared: Promise<Moto> | undefined
 // "Now" for the job: 2017-01-16T02:30Z, so the closed hours are up to 01:00.
 const NOW = Date.UTC(2017, 0, 16, 2, 30)
 const HOUR0 = Date.UTC(2017, 0, 15, 14)
 
-function keyPair (): { privateKey: KeyObject, publicKey: KeyObject, privatePem: string, publicPem: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-  return {
-    privateKey,
-    publicKey,
-    privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString()
-  }
+// One moto for the whole file; each test gets a bucket of its own.
+const bucketFor = motoBuckets(tap, 'digest-archive')
+async function setup (t: any, executable: string): Promise<DigestBucket> {
+  const made = await bucketFor(t, executable)
+  BUCKET = made.bucket
+  return made
 }
-
-async function setup (t: any, executable: string): Promise<{ store: Store, raw: S3Client, endpoint: string }> {
-  shared ??= startMoto(tap, executable, [])
-  const moto = await shared
-  BUCKET = `digest-archive-${++runs}`
-  await moto.client.send(new CreateBucketCommand({ Bucket: BUCKET }))
-  const cfg = {
-    bucket: BUCKET,
-    prefix: '',
-    region: 'us-east-1',
-    endpoint: moto.endpoint,
-    credentials: MOTO_CREDENTIALS,
-    timeoutMs: 5000,
-    connectTimeoutMs: 1000,
-    maxSockets: 16,
-    maxAttempts: 1
-  }
-  const s3 = createS3Client(cfg)
-  t.teardown(() => s3.destroy())
-  return { store: storeOf(cfg, s3), raw: moto.client, endpoint: moto.endpoint }
-}
-
-/** One alert archived (record + full alert) at `ms`. */
-async function archive (store: Store, id: string, ms: number): Promise<{ record: string, full: string }> {
-  const record = webhookKey('', id, ms)
-  const full = alertKey('', id)
-  await putJson(store, record, { id, created_at: String(ms), severity: 2, title: `alert ${id}` })
-  await putJson(store, full, { id, created_at: ms, title: `alert ${id}`, details: 'from Threat Stack' })
-  return { record, full }
-}
-
+const archive = archivePair
 async function read (raw: S3Client, key: string): Promise<string> {
-  return await (await raw.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToString()
+  return await readText(raw, BUCKET, key)
 }
 
 await withMoto(t, 'the job digests every closed hour, chained and signed; verify finds it all ok', async (t, executable) => {
