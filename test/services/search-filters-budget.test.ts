@@ -1,49 +1,13 @@
 // Filtered searches over 1,000 alerts on s3rver, counting S3 requests: a filter that matches
 // little never turns a page into a scan of the range, and the cursors still reach its end.
 import t from 'tap'
-import { alertKey, indexKey, webhookKey } from '../../services/keys.js'
-import {
-  decodeCursor, FILTERED_READS_PER_ALERT, searchAlerts,
-  type Position, type SearchDeps, type SearchFilters, type SearchPage, type TimeRange
-} from '../../services/search.js'
-import { startBackend, type CountingStore } from '../helpers/s3.js'
-
-const T0 = Date.UTC(2017, 0, 15, 23, 10) // 2017-01-15T23:10:00.000Z
+import { FILTERED_READS_PER_ALERT, searchAlerts, type SearchDeps } from '../../services/search.js'
+import { startBackend } from '../helpers/s3.js'
+import { allPages, ids, seedIndexed, T0, type Seeded } from '../helpers/search-filters.js'
 
 // Filling s3rver with 3,000 objects (record, full alert and index entry of 1,000 alerts) takes
 // most of this file's time, and far more than tap's default per file on a loaded machine.
 t.setTimeout(360_000)
-
-interface Seeded { id: string, at: number, full?: Record<string, unknown> | undefined, record?: Record<string, unknown> }
-
-/** Archives alerts as the service does now (record, full alert unless absent, index entry), 32 at a time. */
-async function seedIndexed (store: CountingStore, alerts: Seeded[]): Promise<void> {
-  await store.putMany(alerts.flatMap(({ id, at, full, record }) => [
-    [webhookKey('', id, at), JSON.stringify({ ...record, id, created_at: String(at) })],
-    ...(full !== undefined ? [[alertKey('', id), JSON.stringify({ id, created_at: at, ...full })]] : []),
-    [indexKey('', id, at), '{}']
-  ] as Array<[string, string]>))
-}
-
-const ids = (page: { alerts: Array<Record<string, unknown>> }): unknown[] => page.alerts.map((a) => a.id)
-const gets = (store: CountingStore): number => store.requests.get('GetObjectCommand') ?? 0
-
-/** Every page of a filtered search, bounded; each page's GETs counted. */
-async function allPages (store: CountingStore, deps: SearchDeps, range: TimeRange, limit: number, filters: SearchFilters, maxPages = 100):
-Promise<{ ids: unknown[], missing: string[], pages: SearchPage[], reads: number[] }> {
-  const pages: SearchPage[] = []
-  const reads: number[] = []
-  let after: Position | undefined
-  for (let i = 0; i < maxPages; i++) {
-    store.reset()
-    const page = await searchAlerts(deps, range, { limit, filters, ...(after !== undefined && { after }) })
-    reads.push(gets(store))
-    pages.push(page)
-    if (page.nextCursor === null) break
-    after = decodeCursor(range, page.nextCursor, filters)
-  }
-  return { ids: pages.flatMap(ids), missing: pages.flatMap((p) => p.missing), pages, reads }
-}
 
 t.test('on s3rver, 1,000 alerts, filtered', async (t) => {
   const store = await startBackend(t, 's3rver')

@@ -3,45 +3,12 @@
 // page's read budget (a filter that matches little never turns a page into a scan of the range).
 import t from 'tap'
 import { RequestValidationError } from '../../errors/index.js'
-import { alertKey, indexKey, webhookKey } from '../../services/keys.js'
 import {
   decodeCursor, encodeCursor, FILTERED_READS_PER_ALERT, matchesFilters, normalizeFilters, searchAlerts,
-  type Position, type SearchDeps, type SearchFilters, type SearchPage, type TimeRange
+  type SearchDeps, type SearchFilters, type TimeRange
 } from '../../services/search.js'
-import { startBackend, type CountingStore } from '../helpers/s3.js'
-
-const T0 = Date.UTC(2017, 0, 15, 23, 10) // 2017-01-15T23:10:00.000Z
-
-interface Seeded { id: string, at: number, full?: Record<string, unknown> | undefined, record?: Record<string, unknown> }
-
-/** Archives alerts as the service does now (record, full alert unless absent, index entry), 32 at a time. */
-async function seedIndexed (store: CountingStore, alerts: Seeded[]): Promise<void> {
-  await store.putMany(alerts.flatMap(({ id, at, full, record }) => [
-    [webhookKey('', id, at), JSON.stringify({ ...record, id, created_at: String(at) })],
-    ...(full !== undefined ? [[alertKey('', id), JSON.stringify({ id, created_at: at, ...full })]] : []),
-    [indexKey('', id, at), '{}']
-  ] as Array<[string, string]>))
-}
-
-const ids = (page: { alerts: Array<Record<string, unknown>> }): unknown[] => page.alerts.map((a) => a.id)
-const gets = (store: CountingStore): number => store.requests.get('GetObjectCommand') ?? 0
-
-/** Every page of a filtered search, bounded; each page's GETs counted. */
-async function allPages (store: CountingStore, deps: SearchDeps, range: TimeRange, limit: number, filters: SearchFilters, maxPages = 100):
-Promise<{ ids: unknown[], missing: string[], pages: SearchPage[], reads: number[] }> {
-  const pages: SearchPage[] = []
-  const reads: number[] = []
-  let after: Position | undefined
-  for (let i = 0; i < maxPages; i++) {
-    store.reset()
-    const page = await searchAlerts(deps, range, { limit, filters, ...(after !== undefined && { after }) })
-    reads.push(gets(store))
-    pages.push(page)
-    if (page.nextCursor === null) break
-    after = decodeCursor(range, page.nextCursor, filters)
-  }
-  return { ids: pages.flatMap(ids), missing: pages.flatMap((p) => p.missing), pages, reads }
-}
+import { startBackend } from '../helpers/s3.js'
+import { allPages, ids, seedIndexed, T0, type Seeded } from '../helpers/search-filters.js'
 
 t.test('matchesFilters reads both API versions and never matches a field that is absent', async (t) => {
   const v1 = { title: 'User LOGIN from 203.0.113.7', severity: 1, source: 'Host', server_or_region: 'ip-10-0-0-1', rule: { id: 'r-1', name: 'Login' } }
