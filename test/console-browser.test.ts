@@ -52,7 +52,9 @@ async function shot (page: Page, name: string): Promise<void> {
 
 t.test('the console in a real browser', async (t) => {
   await withBrowser(t, 'coverage, search, one alert and a refused token, all from the service\'s own origin', async (t) => {
-    const { app, threatstack } = await build(t)
+    // The seeded alerts are answered `archived` only if their full alerts are stored before the
+    // answer: the wait is long enough for a loaded machine.
+    const { app, threatstack } = await build(t, { env: { ENRICH_WAIT_MS: '60000' } })
     for (const a of ALERTS) {
       threatstack.setAlert(a.id, {
         id: a.id,

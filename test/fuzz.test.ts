@@ -14,6 +14,9 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000)
 // FUZZ_SEED=random draws one; it is printed so that a failure can be replayed.
 const SEED = process.env.FUZZ_SEED === 'random' ? Date.now() % 2 ** 31 : Number(process.env.FUZZ_SEED ?? 20261127)
 t.comment(`fuzz seed ${SEED}, ${RUNS} inputs`)
+// Every input is a real request through the whole app: on a machine running several suites at
+// once the 10,000 can take several times their usual quarter of a minute.
+t.setTimeout(Math.max(600_000, RUNS * 60))
 
 const ERROR_TYPES = new Set([
   'WebhookDataError', 'DateParseError', 'RequestValidationError', 'AuthenticationError', 'AuthorizationError',
