@@ -130,7 +130,16 @@ function startAlert (deps: ReceiveDeps, alert: Alert, record: string, limit: Ret
   const stored = Promise.allSettled([put, putIndexEntry(store, alert)]).then(throwFirstFailure)
   if (deferred || !queue.canTake(id)) return { id, recordKey, stored, fetching: undefined }
   const fetching = fetchLimit(async () => {
-    const full = await fetchAlert(deps.threatstack, id, queue.signal)
+    let full: Record<string, unknown>
+    try {
+      full = await fetchAlert(deps.threatstack, id, queue.signal)
+    } catch (err) {
+      // The queue retries a failed attempt only where the record is stored: it must not look
+      // before the record's PUT has ended, or a slow PUT reads as a failed one and the alert is
+      // dropped from the queue.
+      await put.catch(() => {})
+      throw err
+    }
     await put
     await putJson(store, alertKey(store.prefix, id), full, queue.signal)
   })

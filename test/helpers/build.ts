@@ -77,7 +77,10 @@ export async function startUpstreams (t: Tap, options: { hawk?: boolean } = {}):
     LOAD_MAX_EVENT_LOOP_UTILIZATION: '0',
     LOG_LEVEL: 'silent',
     // The periodic digest job writes to the bucket; the tests that are about it turn it on.
-    SWEEP_INTERVAL_S: '0'
+    SWEEP_INTERVAL_S: '0',
+    // An answer waits for its full alerts as long as Threat Stack answers, so that `archived` does
+    // not turn into `pending` on a loaded machine; the tests of the wait set their own.
+    ENRICH_WAIT_MS: '60000'
   }
   return { s3, threatstack, env }
 }

@@ -97,3 +97,18 @@ t.test('the request never holds the answer for a fetch under way after a record 
   await sleep(200)
   t.equal(await built.readObject('alerts/ba/d0/bad00001'), undefined, 'no full alert without its record')
 })
+
+t.test('a fetch that fails while its record is still being stored is retried once the record is there, not dropped', async (t) => {
+  // Threat Stack answers 503 at once, the record's PUT takes 1.5 s: the queue's first retry
+  // comes long before the PUT ends, and must not read the record's absence as a failed PUT.
+  const built = await build(t, { s3Proxy: true, env: { THREATSTACK_RETRY_BASE_MS: '20', ENRICH_RETRY_MAX_DELAY_MS: '200', S3_TIMEOUT_MS: '10000' } })
+  await built.s3proxy!.failWith('delay', { times: 1, delayMs: 1500, match: /^PUT [^?]*\/webhooks\// })
+  await built.threatstack.failWith('html-503')
+  const res = await postAlerts(built.app, { id: 'slowrec1', created_at: CREATED_AT }, {})
+  t.equal(res.statusCode, 200)
+  t.same(res.json().pending.map((p: { id: string }) => p.id), ['slowrec1'])
+  t.ok(await built.readObject(`${WEBHOOK_MINUTE}/slowrec1`), 'the record is stored')
+  t.equal(built.app.enrichment.size, 1, 'the alert is still owed once its record is stored')
+  await built.threatstack.heal()
+  t.ok(await eventually(async () => await built.readObject('alerts/sl/ow/slowrec1') !== undefined, 600), 'the background retry stores the full alert')
+})
