@@ -7,6 +7,9 @@ import type { Page, Request } from 'playwright-core'
 import { build, TOKENS, BEARER } from './helpers/build.js'
 import { launchBrowser, withBrowser } from './helpers/browser.js'
 import { writeLedger, LEDGER_VERSION, type Ledger } from '../services/ledger.js'
+import { runDigestJob } from '../services/digest.js'
+import { webhookKey } from '../services/keys.js'
+import { putOnce } from '../services/storage.js'
 
 const DAY = Date.UTC(2017, 0, 15)
 const HOUR = 3_600_000
@@ -25,6 +28,8 @@ const ALERTS = [
   { at: DAY + 11 * HOUR + 12 * 60_000, severity: 3, title: 'Unexpected outbound connection', server: 'db-1', rule: 'rule-net' },
   { at: DAY + 12 * HOUR + 30 * 60_000, severity: 2, title: 'Sudo used by a service account', server: 'web-1', rule: 'rule-sudo' }
 ].map((a, i) => ({ ...a, id: idAt(a.at, i + 1) }))
+
+const PENDING = { at: DAY + 26 * HOUR + 10 * 60_000, id: idAt(DAY + 26 * HOUR + 10 * 60_000, 42) }
 
 function ledger (hourMs: number, parts: Partial<Ledger>): Ledger {
   return {
@@ -84,6 +89,12 @@ t.test('the console in a real browser', async (t) => {
     await writeLedger(app.store, DAY + 12 * HOUR, ledger(DAY + 12 * HOUR, {
       threatstack: { total: 1, active: 1, dismissed: 0 }, archived: { total: 1, viaWebhook: 1, viaBackfill: 0 }, pending: [ALERTS[3]!.id]
     }))
+
+    // Hour 10 is digested (as the sweeper does once it closes); hour 11 is not.
+    const digested = await runDigestJob({ store: app.store, owner: 'test', lookbackHours: 1 }, DAY + 11 * HOUR + 5 * 60_000)
+    t.same(digested.written, ['digests/2017/01/15/10.json'])
+    // A record whose full alert is not stored yet, on the next day (outside the searches below).
+    t.equal(await putOnce(app.store, webhookKey('', PENDING.id, PENDING.at), JSON.stringify({ id: PENDING.id, created_at: String(PENDING.at), title: 'Pending' })), 'created')
 
     const origin = await app.listen({ host: '127.0.0.1', port: 0 })
     const context = await launchBrowser(t)
@@ -170,19 +181,42 @@ t.test('the console in a real browser', async (t) => {
     const severities = await page.locator('#search-results tbody tr td:nth-child(2)').allTextContents()
     t.same(severities, ['1'], 'the route filtered by severity and server')
 
-    // One alert: full JSON, where its record and digest are, the same call as curl.
+    // One alert of a digested hour: full JSON, the webhook record beside it, both covered, curl.
     await page.click(`#search-results tr[data-id="${ALERTS[0]!.id}"] a`)
     await page.locator('#alert-json').filter({ hasText: ALERTS[0]!.id }).waitFor(WAIT)
     const json = JSON.parse(await page.locator('#alert-json').textContent() ?? '') as Record<string, unknown>
     t.match(json, { id: ALERTS[0]!.id, severity: 1, title: ALERTS[0]!.title })
+    const record = JSON.parse(await page.locator('#record-json').textContent() ?? '') as Record<string, unknown>
+    t.same(record, { id: ALERTS[0]!.id, created_at: String(ALERTS[0]!.at), severity: 1, title: ALERTS[0]!.title, server_or_region: 'web-1' },
+      'the webhook record as posted, beside the full alert')
+    t.equal(await page.locator('#record-digest').getAttribute('data-status'), 'covered')
+    t.equal(await page.locator('#alert-digest').getAttribute('data-status'), 'covered')
     const facts = await page.locator('#alert-facts').textContent()
     t.match(facts, `webhooks/2017/01/15/10/05/${ALERTS[0]!.id}`)
-    t.match(facts, 'digests/2017/01/15/10.json')
-    t.match(facts, /status not shown/)
+    t.match(facts, 'covered by digests/2017/01/15/10.json')
+    t.match(facts, /SHA-256 [0-9a-f]{64}, \d+ bytes/)
+    t.notMatch(facts, /status not shown|no read route/)
     await page.locator('#alert-ledger').filter({ hasText: 'complete' }).waitFor(WAIT)
     const curl = await page.locator('#alert-curl').textContent()
     t.equal(curl, `curl -sS -H "Authorization: Bearer $READ_TOKEN" '${origin}/api/v1/s3/alert/${ALERTS[0]!.id}'`)
+    t.equal(await page.locator('#evidence-curl').textContent(),
+      `curl -sS -H "Authorization: Bearer $READ_TOKEN" '${origin}/api/v1/s3/alert/${ALERTS[0]!.id}/evidence'`)
     await shot(page, 'alert')
+
+    // An alert of an hour without a digest: not yet.
+    await page.evaluate(`window.location.hash = '#alert/${ALERTS[2]!.id}'`)
+    await page.locator('#alert-json').filter({ hasText: ALERTS[2]!.id }).waitFor(WAIT)
+    await page.locator('#record-digest[data-status="not-yet"]').waitFor(WAIT)
+    t.equal(await page.locator('#alert-digest').getAttribute('data-status'), 'not-yet')
+    t.equal(await page.locator('#record-digest').textContent(), 'not yet')
+    t.match(await page.locator('#alert-facts').textContent(), /not yet covered/)
+
+    // A pending alert: its record, and no full alert yet.
+    await page.evaluate(`window.location.hash = '#alert/${PENDING.id}'`)
+    await page.locator('#record-json').filter({ hasText: PENDING.id }).waitFor(WAIT)
+    t.match(await page.locator('#alert-json').textContent(), /^Not stored yet \(pending\)/)
+    t.match(await page.locator('#alert-facts').textContent(), /not stored yet \(pending\)/)
+    t.match(await page.locator('#alert-facts').textContent(), /2017-01-16 02:10:00 UTC/, 'created, from the record')
 
     // An unknown id: the envelope's message, no stack.
     await page.evaluate("window.location.hash = '#alert/doesnotexist'")
