@@ -4,7 +4,9 @@ import t from 'tap'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Page, Request } from 'playwright-core'
-import { build, TOKENS, BEARER } from './helpers/build.js'
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { build, TOKENS, BEARER, SECRETS } from './helpers/build.js'
+import { LOCAL_S3_CREDENTIALS } from '../dev/local-s3.js'
 import { launchBrowser, withBrowser } from './helpers/browser.js'
 import { writeLedger, LEDGER_VERSION, type Ledger } from '../services/ledger.js'
 import { runDigestJob } from '../services/digest.js'
@@ -57,7 +59,7 @@ async function shot (page: Page, name: string): Promise<void> {
 
 t.test('the console in a real browser', async (t) => {
   await withBrowser(t, 'coverage, search, one alert and a refused token, all from the service\'s own origin', async (t) => {
-    const { app, threatstack } = await build(t)
+    const { app, threatstack, s3 } = await build(t)
     for (const a of ALERTS) {
       threatstack.setAlert(a.id, {
         id: a.id,
@@ -95,6 +97,11 @@ t.test('the console in a real browser', async (t) => {
     t.same(digested.written, ['digests/2017/01/15/10.json'])
     // A record whose full alert is not stored yet, on the next day (outside the searches below).
     t.equal(await putOnce(app.store, webhookKey('', PENDING.id, PENDING.at), JSON.stringify({ id: PENDING.id, created_at: String(PENDING.at), title: 'Pending' })), 'created')
+
+    // Another writer with bucket access (s3rver keeps no checksum: only the digest can tell).
+    const raw = new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: LOCAL_S3_CREDENTIALS })
+    t.teardown(() => raw.destroy())
+    const putRaw = async (key: string, body: string): Promise<void> => { await raw.send(new PutObjectCommand({ Bucket: SECRETS.bucket, Key: key, Body: body })) }
 
     const origin = await app.listen({ host: '127.0.0.1', port: 0 })
     const context = await launchBrowser(t)
@@ -210,6 +217,16 @@ t.test('the console in a real browser', async (t) => {
     t.equal(await page.locator('#alert-digest').getAttribute('data-status'), 'not-yet')
     t.equal(await page.locator('#record-digest').textContent(), 'not yet')
     t.match(await page.locator('#alert-facts').textContent(), /not yet covered/)
+
+    // A record rewritten in the bucket after its hour was digested: a mismatch, both hashes shown.
+    const tamperedKey = `webhooks/2017/01/15/10/40/${ALERTS[1]!.id}`
+    await putRaw(tamperedKey, JSON.stringify({ id: ALERTS[1]!.id, created_at: String(ALERTS[1]!.at), title: 'Nothing happened' }))
+    await page.evaluate(`window.location.hash = '#alert/${ALERTS[1]!.id}'`)
+    await page.locator('#record-digest[data-status="mismatch"]').waitFor(WAIT)
+    t.equal(await page.locator('#alert-digest').getAttribute('data-status'), 'covered', 'the full alert is untouched')
+    t.match(await page.locator('#record-json').textContent(), /Nothing happened/, 'what is stored now is shown, flagged')
+    t.match(await page.locator('#alert-facts').textContent(),
+      /MISMATCH: digests\/2017\/01\/15\/10\.json lists SHA-256 [0-9a-f]{64} \(\d+ bytes\); stored now: SHA-256 [0-9a-f]{64} \(\d+ bytes\)/)
 
     // A pending alert: its record, and no full alert yet.
     await page.evaluate(`window.location.hash = '#alert/${PENDING.id}'`)
