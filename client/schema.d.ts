@@ -187,6 +187,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/s3/alert/{alert_id}/evidence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One alert's webhook record and digest status
+         * @description The webhook record exactly as stored (key, SHA-256, size, its text and its JSON), the full alert's key, SHA-256 and size (or `stored: false` while it is pending), and for each of the two what the digests of the record's hour say: `covered`, `not-yet` or `mismatch`. A mismatch (a digest lists the key with another SHA-256 or size, or lists an object no longer stored) is answered 200 with that status and what the digest lists: it is the finding this route is for, and both sides are shown. An object or a digest whose bytes fail their own stored checksum, or a digest that is not a digest document, is 502 `ArchiveIntegrityError`, as on every read. The record is found at the minute of the full alert's `created_at`; without a full alert, at the time an ObjectId id names, up to 5 minutes either side (an id that is not an ObjectId is then not found). Digest signatures and the chain are not checked here: `npm run verify` does, with the public key. Not cached: the status changes as the hour is digested and the full alert stored.
+         */
+        get: operations["getAlertEvidence"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/threatstack-to-s3/api/v1/s3/alert": {
         parameters: {
             query?: never;
@@ -226,6 +246,27 @@ export interface paths {
          * @description The full alert as Threat Stack returned it when the webhook was archived.
          */
         get: operations["getAlertLegacy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/threatstack-to-s3/api/v1/s3/alert/{alert_id}/evidence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One alert's webhook record and digest status
+         * @deprecated
+         * @description The webhook record exactly as stored (key, SHA-256, size, its text and its JSON), the full alert's key, SHA-256 and size (or `stored: false` while it is pending), and for each of the two what the digests of the record's hour say: `covered`, `not-yet` or `mismatch`. A mismatch (a digest lists the key with another SHA-256 or size, or lists an object no longer stored) is answered 200 with that status and what the digest lists: it is the finding this route is for, and both sides are shown. An object or a digest whose bytes fail their own stored checksum, or a digest that is not a digest document, is 502 `ArchiveIntegrityError`, as on every read. The record is found at the minute of the full alert's `created_at`; without a full alert, at the time an ObjectId id names, up to 5 minutes either side (an id that is not an ObjectId is then not found). Digest signatures and the chain are not checked here: `npm run verify` does, with the public key. Not cached: the status changes as the hour is digested and the full alert stored.
+         */
+        get: operations["getAlertEvidenceLegacy"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1304,7 +1345,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket); the log names the key, the reply shows nothing of the object. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket), or a digest read back is not a digest document; the log names the key, the reply shows nothing of the object. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -1832,7 +1873,311 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket); the log names the key, the reply shows nothing of the object. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket), or a digest read back is not a digest document; the log names the key, the reply shows nothing of the object. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "S3ClientError",
+                     *         "message": "Failure to communicate with S3",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "S3ClientError",
+                     *         "message": "S3 is throttling requests",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getAlertEvidence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Threat Stack alert id
+                 * @example 587c0159a907346eccb84004
+                 */
+                alert_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The alert's evidence: its webhook record, its full alert's hash, and what the hour's digests say of each */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "id": "587c0159a907346eccb84004",
+                     *       "hour": "2017-01-15T23:00:00Z",
+                     *       "webhook": {
+                     *         "key": "webhooks/2017/01/15/23/10/587c0159a907346eccb84004",
+                     *         "sha256": "9f2c0a5e7b1d3c4f6a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f",
+                     *         "size": 97,
+                     *         "digest": {
+                     *           "status": "covered",
+                     *           "digest": "digests/2017/01/15/23.json"
+                     *         },
+                     *         "text": "{\"id\":\"587c0159a907346eccb84004\",\"created_at\":\"1484521800000\",\"severity\":2,\"title\":\"Unexpected login\"}",
+                     *         "record": {
+                     *           "id": "587c0159a907346eccb84004",
+                     *           "created_at": "1484521800000",
+                     *           "severity": 2,
+                     *           "title": "Unexpected login"
+                     *         }
+                     *       },
+                     *       "alert": {
+                     *         "key": "alerts/58/7c/587c0159a907346eccb84004",
+                     *         "stored": true,
+                     *         "sha256": "0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e5d6c7b8a9f0e1d",
+                     *         "size": 412,
+                     *         "digest": {
+                     *           "status": "not-yet"
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        id: string;
+                        /**
+                         * @description the UTC hour of the record's key, whose digests cover both objects
+                         * @example 2017-01-15T23:00:00Z
+                         */
+                        hour: string;
+                        /** @description the webhook record */
+                        webhook: {
+                            /** @description the S3 key, under the archive's prefix (not shown) */
+                            key: string;
+                            /** @description SHA-256 of the stored bytes, hex */
+                            sha256: string;
+                            /** @description bytes */
+                            size: number;
+                            /** @description `covered`: a digest of the hour lists the key with the object's SHA-256 and size. `not-yet`: no digest of the hour lists it yet (the hour is not closed, the sweeper and its digests are off, or the object came after the hour's digests: a supplement follows). `mismatch`: a digest lists the key with another SHA-256 or size, or lists an object no longer stored: the object changed after it was digested. Signatures and the chain are not checked here: `npm run verify` does, with the public key. */
+                            digest: {
+                                /** @enum {string} */
+                                status: "covered";
+                                /**
+                                 * @description key of the digest (or supplement digest) that lists the object with this SHA-256 and size
+                                 * @example digests/2017/01/15/23.json
+                                 */
+                                digest: string;
+                            } | {
+                                /** @enum {string} */
+                                status: "not-yet";
+                            } | {
+                                /** @enum {string} */
+                                status: "mismatch";
+                                /** @description key of the digest that lists the object otherwise */
+                                digest: string;
+                                /** @description what that digest lists for the key */
+                                listed: {
+                                    /** @description SHA-256 of the stored bytes, hex */
+                                    sha256: string;
+                                    size: number;
+                                };
+                            };
+                            /** @description the record exactly as stored: the alert's JSON text as the webhook posted it (its SHA-256 is `sha256`) */
+                            text: string;
+                            /** @description the same, parsed */
+                            record: unknown;
+                        };
+                        /** @description the full alert: `stored: false` while it is pending (its body is at GET /alert/:alert_id once stored) */
+                        alert: {
+                            /** @description the S3 key, under the archive's prefix (not shown) */
+                            key: string;
+                            /** @description SHA-256 of the stored bytes, hex */
+                            sha256: string;
+                            /** @description bytes */
+                            size: number;
+                            /** @description `covered`: a digest of the hour lists the key with the object's SHA-256 and size. `not-yet`: no digest of the hour lists it yet (the hour is not closed, the sweeper and its digests are off, or the object came after the hour's digests: a supplement follows). `mismatch`: a digest lists the key with another SHA-256 or size, or lists an object no longer stored: the object changed after it was digested. Signatures and the chain are not checked here: `npm run verify` does, with the public key. */
+                            digest: {
+                                /** @enum {string} */
+                                status: "covered";
+                                /**
+                                 * @description key of the digest (or supplement digest) that lists the object with this SHA-256 and size
+                                 * @example digests/2017/01/15/23.json
+                                 */
+                                digest: string;
+                            } | {
+                                /** @enum {string} */
+                                status: "not-yet";
+                            } | {
+                                /** @enum {string} */
+                                status: "mismatch";
+                                /** @description key of the digest that lists the object otherwise */
+                                digest: string;
+                                /** @description what that digest lists for the key */
+                                listed: {
+                                    /** @description SHA-256 of the stored bytes, hex */
+                                    sha256: string;
+                                    size: number;
+                                };
+                            };
+                            /** @enum {boolean} */
+                            stored: true;
+                        } | {
+                            key: string;
+                            /** @enum {boolean} */
+                            stored: false;
+                            /** @description `covered`: a digest of the hour lists the key with the object's SHA-256 and size. `not-yet`: no digest of the hour lists it yet (the hour is not closed, the sweeper and its digests are off, or the object came after the hour's digests: a supplement follows). `mismatch`: a digest lists the key with another SHA-256 or size, or lists an object no longer stored: the object changed after it was digested. Signatures and the chain are not checked here: `npm run verify` does, with the public key. */
+                            digest: {
+                                /** @enum {string} */
+                                status: "covered";
+                                /**
+                                 * @description key of the digest (or supplement digest) that lists the object with this SHA-256 and size
+                                 * @example digests/2017/01/15/23.json
+                                 */
+                                digest: string;
+                            } | {
+                                /** @enum {string} */
+                                status: "not-yet";
+                            } | {
+                                /** @enum {string} */
+                                status: "mismatch";
+                                /** @description key of the digest that lists the object otherwise */
+                                digest: string;
+                                /** @description what that digest lists for the key */
+                                listed: {
+                                    /** @description SHA-256 of the stored bytes, hex */
+                                    sha256: string;
+                                    size: number;
+                                };
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description `RequestValidationError`: another parameter is invalid (alert id, limit, cursor, token). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "RequestValidationError",
+                     *         "message": "Request parameters are invalid",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `AuthenticationError`: no token, or an unknown one. */
+            401: {
+                headers: {
+                    /** @description Bearer realm="threatstack-to-s3" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "AuthenticationError",
+                     *         "message": "A valid bearer token is required",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "AuthorizationError",
+                     *         "message": "This token is not allowed to use this route",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `AlertNotFoundError`: the alert is not in the archive. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "AlertNotFoundError",
+                     *         "message": "Alert not found in the archive",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UnexpectedException`: anything not anticipated. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "UnexpectedException",
+                     *         "message": "An unexpected error has occurred.",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket), or a digest read back is not a digest document; the log names the key, the reply shows nothing of the object. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -2084,7 +2429,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket); the log names the key, the reply shows nothing of the object. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket), or a digest read back is not a digest document; the log names the key, the reply shows nothing of the object. */
             502: {
                 headers: {
                     [name: string]: unknown;
@@ -2612,7 +2957,311 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket); the log names the key, the reply shows nothing of the object. */
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket), or a digest read back is not a digest document; the log names the key, the reply shows nothing of the object. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "S3ClientError",
+                     *         "message": "Failure to communicate with S3",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `S3ClientError`: S3 throttles; retry after `Retry-After` seconds. `ServiceUnavailableError`: the process is overloaded or shutting down, or (SNS deliveries) SNS could not be reached; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "S3ClientError",
+                     *         "message": "S3 is throttling requests",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getAlertEvidenceLegacy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Threat Stack alert id
+                 * @example 587c0159a907346eccb84004
+                 */
+                alert_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The alert's evidence: its webhook record, its full alert's hash, and what the hour's digests say of each */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "id": "587c0159a907346eccb84004",
+                     *       "hour": "2017-01-15T23:00:00Z",
+                     *       "webhook": {
+                     *         "key": "webhooks/2017/01/15/23/10/587c0159a907346eccb84004",
+                     *         "sha256": "9f2c0a5e7b1d3c4f6a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f",
+                     *         "size": 97,
+                     *         "digest": {
+                     *           "status": "covered",
+                     *           "digest": "digests/2017/01/15/23.json"
+                     *         },
+                     *         "text": "{\"id\":\"587c0159a907346eccb84004\",\"created_at\":\"1484521800000\",\"severity\":2,\"title\":\"Unexpected login\"}",
+                     *         "record": {
+                     *           "id": "587c0159a907346eccb84004",
+                     *           "created_at": "1484521800000",
+                     *           "severity": 2,
+                     *           "title": "Unexpected login"
+                     *         }
+                     *       },
+                     *       "alert": {
+                     *         "key": "alerts/58/7c/587c0159a907346eccb84004",
+                     *         "stored": true,
+                     *         "sha256": "0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e5d6c7b8a9f0e1d",
+                     *         "size": 412,
+                     *         "digest": {
+                     *           "status": "not-yet"
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        id: string;
+                        /**
+                         * @description the UTC hour of the record's key, whose digests cover both objects
+                         * @example 2017-01-15T23:00:00Z
+                         */
+                        hour: string;
+                        /** @description the webhook record */
+                        webhook: {
+                            /** @description the S3 key, under the archive's prefix (not shown) */
+                            key: string;
+                            /** @description SHA-256 of the stored bytes, hex */
+                            sha256: string;
+                            /** @description bytes */
+                            size: number;
+                            /** @description `covered`: a digest of the hour lists the key with the object's SHA-256 and size. `not-yet`: no digest of the hour lists it yet (the hour is not closed, the sweeper and its digests are off, or the object came after the hour's digests: a supplement follows). `mismatch`: a digest lists the key with another SHA-256 or size, or lists an object no longer stored: the object changed after it was digested. Signatures and the chain are not checked here: `npm run verify` does, with the public key. */
+                            digest: {
+                                /** @enum {string} */
+                                status: "covered";
+                                /**
+                                 * @description key of the digest (or supplement digest) that lists the object with this SHA-256 and size
+                                 * @example digests/2017/01/15/23.json
+                                 */
+                                digest: string;
+                            } | {
+                                /** @enum {string} */
+                                status: "not-yet";
+                            } | {
+                                /** @enum {string} */
+                                status: "mismatch";
+                                /** @description key of the digest that lists the object otherwise */
+                                digest: string;
+                                /** @description what that digest lists for the key */
+                                listed: {
+                                    /** @description SHA-256 of the stored bytes, hex */
+                                    sha256: string;
+                                    size: number;
+                                };
+                            };
+                            /** @description the record exactly as stored: the alert's JSON text as the webhook posted it (its SHA-256 is `sha256`) */
+                            text: string;
+                            /** @description the same, parsed */
+                            record: unknown;
+                        };
+                        /** @description the full alert: `stored: false` while it is pending (its body is at GET /alert/:alert_id once stored) */
+                        alert: {
+                            /** @description the S3 key, under the archive's prefix (not shown) */
+                            key: string;
+                            /** @description SHA-256 of the stored bytes, hex */
+                            sha256: string;
+                            /** @description bytes */
+                            size: number;
+                            /** @description `covered`: a digest of the hour lists the key with the object's SHA-256 and size. `not-yet`: no digest of the hour lists it yet (the hour is not closed, the sweeper and its digests are off, or the object came after the hour's digests: a supplement follows). `mismatch`: a digest lists the key with another SHA-256 or size, or lists an object no longer stored: the object changed after it was digested. Signatures and the chain are not checked here: `npm run verify` does, with the public key. */
+                            digest: {
+                                /** @enum {string} */
+                                status: "covered";
+                                /**
+                                 * @description key of the digest (or supplement digest) that lists the object with this SHA-256 and size
+                                 * @example digests/2017/01/15/23.json
+                                 */
+                                digest: string;
+                            } | {
+                                /** @enum {string} */
+                                status: "not-yet";
+                            } | {
+                                /** @enum {string} */
+                                status: "mismatch";
+                                /** @description key of the digest that lists the object otherwise */
+                                digest: string;
+                                /** @description what that digest lists for the key */
+                                listed: {
+                                    /** @description SHA-256 of the stored bytes, hex */
+                                    sha256: string;
+                                    size: number;
+                                };
+                            };
+                            /** @enum {boolean} */
+                            stored: true;
+                        } | {
+                            key: string;
+                            /** @enum {boolean} */
+                            stored: false;
+                            /** @description `covered`: a digest of the hour lists the key with the object's SHA-256 and size. `not-yet`: no digest of the hour lists it yet (the hour is not closed, the sweeper and its digests are off, or the object came after the hour's digests: a supplement follows). `mismatch`: a digest lists the key with another SHA-256 or size, or lists an object no longer stored: the object changed after it was digested. Signatures and the chain are not checked here: `npm run verify` does, with the public key. */
+                            digest: {
+                                /** @enum {string} */
+                                status: "covered";
+                                /**
+                                 * @description key of the digest (or supplement digest) that lists the object with this SHA-256 and size
+                                 * @example digests/2017/01/15/23.json
+                                 */
+                                digest: string;
+                            } | {
+                                /** @enum {string} */
+                                status: "not-yet";
+                            } | {
+                                /** @enum {string} */
+                                status: "mismatch";
+                                /** @description key of the digest that lists the object otherwise */
+                                digest: string;
+                                /** @description what that digest lists for the key */
+                                listed: {
+                                    /** @description SHA-256 of the stored bytes, hex */
+                                    sha256: string;
+                                    size: number;
+                                };
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description `RequestValidationError`: another parameter is invalid (alert id, limit, cursor, token). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "RequestValidationError",
+                     *         "message": "Request parameters are invalid",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `AuthenticationError`: no token, or an unknown one. */
+            401: {
+                headers: {
+                    /** @description Bearer realm="threatstack-to-s3" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "AuthenticationError",
+                     *         "message": "A valid bearer token is required",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "AuthorizationError",
+                     *         "message": "This token is not allowed to use this route",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `AlertNotFoundError`: the alert is not in the archive. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "AlertNotFoundError",
+                     *         "message": "Alert not found in the archive",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `UnexpectedException`: anything not anticipated. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "type": "UnexpectedException",
+                     *         "message": "An unexpected error has occurred.",
+                     *         "requestId": "5f0e5b1c-2a4e-4c1e-9a8e-3b7d1f6c2e90"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description `S3ClientError`: any failure talking to S3, or S3 not done within `S3_BUDGET_MS`. `ArchiveIntegrityError`: a stored object's bytes do not match the SHA-256 stored with them (changed or damaged in the bucket), or a digest read back is not a digest document; the log names the key, the reply shows nothing of the object. */
             502: {
                 headers: {
                     [name: string]: unknown;

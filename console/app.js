@@ -343,46 +343,83 @@ function fact (dt, ...dd) {
   return [el('dt', { text: dt }), el('dd', {}, ...dd)]
 }
 
+/** What the hour's digests say of one object, as a short badge and a sentence. */
+function digestText (d, object) {
+  if (d.status === 'covered') return { badge: 'covered', sentence: `covered by ${d.digest}` }
+  if (d.status === 'mismatch') {
+    const now = object.stored === false ? 'it is no longer stored' : `stored now: SHA-256 ${object.sha256} (${object.size} bytes)`
+    return { badge: 'mismatch', sentence: `MISMATCH: ${d.digest} lists SHA-256 ${d.listed.sha256} (${d.listed.size} bytes); ${now}` }
+  }
+  return { badge: 'not yet', sentence: 'not yet covered: no digest of this hour lists it yet' }
+}
+
+function showDigest (badgeId, d, object) {
+  const text = digestText(d, object)
+  const badge = $(badgeId)
+  badge.className = `digest ${d.status}`
+  badge.dataset.status = d.status
+  badge.textContent = text.badge
+  badge.title = text.sentence
+  return el('span', { class: `digest-line ${d.status}`, 'data-status': d.status, text: text.sentence })
+}
+
+function objectFacts (name, object, status) {
+  const hash = object.stored === false
+    ? el('span', { class: 'note', text: ' — not stored yet (pending)' })
+    : el('span', { class: 'hash', text: ` — SHA-256 ${object.sha256}, ${object.size} bytes` })
+  return fact(name, el('code', { text: object.key }), hash, el('br'), status)
+}
+
 async function loadAlert (id) {
   $('alert-id').textContent = id
   $('alert-json').textContent = 'Loading…'
+  $('record-json').textContent = 'Loading…'
+  for (const badge of ['alert-digest', 'record-digest']) $(badge).replaceChildren()
   $('alert-facts').replaceChildren()
   const path = `${API}/alert/${encodeURIComponent(id)}`
+  const evidencePath = `${path}/evidence`
   $('alert-curl').textContent = curlFor(path)
-  let body
+  $('evidence-curl').textContent = curlFor(evidencePath)
+  let evidence
+  let alert
   try {
-    body = await getJson(path)
+    evidence = await getJson(evidencePath)
+    // The full alert's body comes from its own route; while it is pending there is none to ask for.
+    if (evidence.alert.stored) alert = (await getJson(path)).alert
   } catch (err) {
     $('alert-json').textContent = ''
+    $('record-json').textContent = ''
     throw err
   }
-  const alert = body.alert
-  $('alert-json').textContent = JSON.stringify(alert, null, 2)
-  const ms = createdMs(alert)
-  const facts = [...fact('Created', `${isoMinute(ms)} UTC`)]
-  if (Number.isFinite(ms)) {
-    const d = new Date(ms)
-    const minute = String(d.getUTCMinutes()).padStart(2, '0')
-    const hour = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), d.getUTCHours())
-    facts.push(...fact('Webhook record',
-      el('code', { text: `webhooks/${hourPath(ms)}/${minute}/${id}` }),
-      el('span', { class: 'note', text: ' — kept under this key; the service has no read route for raw webhook records, so its body is not shown.' })))
-    facts.push(...fact('Digest',
-      el('code', { text: `digests/${hourPath(ms)}.json` }),
-      el('span', { class: 'note', text: ` — status not shown: digests have no read route. Check it with npm run verify -- --start ${new Date(hour).toISOString()} --end ${new Date(hour + HOUR_MS).toISOString()} --public-key <file>` })))
-    const hourLink = el('a', { href: `#search?${new URLSearchParams({ start: new Date(hour).toISOString(), end: new Date(hour + HOUR_MS).toISOString() })}`, text: 'alerts of this hour' })
-    const ledger = el('span', { id: 'alert-ledger', text: 'loading…' })
-    facts.push(...fact('Hour\'s ledger', ledger, ' · ', hourLink))
-    $('alert-facts').replaceChildren(...facts)
-    try {
-      const cov = await getJson(`${API}/coverage`, { start: new Date(hour).toISOString(), end: new Date(hour + HOUR_MS).toISOString(), limit: 1 })
-      const h = cov.hours[0]
-      ledger.textContent = h === undefined ? 'no ledger' : hourCounts(h).split('\n').slice(0, 2).join(' — ')
-    } catch (err) {
-      ledger.textContent = err instanceof ApiError ? `${err.type}: ${err.message}` : 'not available'
-    }
-  } else {
-    $('alert-facts').replaceChildren(...facts)
+  $('record-json').textContent = JSON.stringify(evidence.webhook.record, null, 2)
+  $('alert-json').textContent = alert !== undefined
+    ? JSON.stringify(alert, null, 2)
+    : 'Not stored yet (pending): the service fetches it from Threat Stack in the background, then by its sweeper.'
+  const recordStatus = showDigest('record-digest', evidence.webhook.digest, evidence.webhook)
+  const alertStatus = showDigest('alert-digest', evidence.alert.digest, evidence.alert)
+  let ms = alert !== undefined ? createdMs(alert) : Number.NaN
+  if (!Number.isFinite(ms) && evidence.webhook.record !== null && typeof evidence.webhook.record === 'object') ms = createdMs(evidence.webhook.record)
+  const hour = Date.parse(evidence.hour)
+  const range = { start: new Date(hour).toISOString(), end: new Date(hour + HOUR_MS).toISOString() }
+  const hourLink = el('a', { href: `#search?${new URLSearchParams(range)}`, text: 'alerts of this hour' })
+  const ledger = el('span', { id: 'alert-ledger', text: 'loading…' })
+  $('alert-facts').replaceChildren(
+    ...fact('Created', `${isoMinute(ms)} UTC`),
+    ...objectFacts('Webhook record', evidence.webhook, recordStatus),
+    ...objectFacts('Full alert', evidence.alert, alertStatus),
+    ...fact('Digests', el('span', {
+      class: 'note',
+      text: `digests/${hourPath(hour)}.json and its supplements, compared with what is stored now. ` +
+      `Their signatures and chain: npm run verify -- --start ${range.start} --end ${range.end} --public-key <file>`
+    })),
+    ...fact('Hour\'s ledger', ledger, ' · ', hourLink)
+  )
+  try {
+    const cov = await getJson(`${API}/coverage`, { ...range, limit: 1 })
+    const h = cov.hours[0]
+    ledger.textContent = h === undefined ? 'no ledger' : hourCounts(h).split('\n').slice(0, 2).join(' — ')
+  } catch (err) {
+    ledger.textContent = err instanceof ApiError ? `${err.type}: ${err.message}` : 'not available'
   }
 }
 
@@ -423,16 +460,18 @@ function start () {
     searchState.page = 0
     route()
   })
-  $('alert-copy').addEventListener('click', async () => {
-    const text = $('alert-curl').textContent
-    try {
-      await navigator.clipboard.writeText(text)
-      $('alert-copy').textContent = 'Copied'
-    } catch {
-      window.getSelection()?.selectAllChildren($('alert-curl'))
-      $('alert-copy').textContent = 'Selected: press Ctrl+C'
-    }
-  })
+  for (const button of document.querySelectorAll('button.copy')) {
+    button.addEventListener('click', async () => {
+      const source = $(button.dataset.copy)
+      try {
+        await navigator.clipboard.writeText(source.textContent)
+        button.textContent = 'Copied'
+      } catch {
+        window.getSelection()?.selectAllChildren(source)
+        button.textContent = 'Selected: press Ctrl+C'
+      }
+    })
+  }
   window.addEventListener('hashchange', () => { route() })
   if (readToken() === '') {
     show(parseHash().path.startsWith('alert/') ? 'alert' : parseHash().path === 'search' ? 'search' : 'coverage')

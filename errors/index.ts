@@ -268,7 +268,7 @@ export class S3ClientError extends ServiceError {
 /** A stored object whose bytes do not match the checksum stored with them: never served as if it were good. */
 export class ArchiveIntegrityError extends ServiceError {
   static override readonly cases = [
-    { status: 502, when: 'a stored object\'s bytes do not match the SHA-256 stored with them (changed or damaged in the bucket); the log names the key, the reply shows nothing of the object', message: 'A stored object failed its integrity check' }
+    { status: 502, when: 'a stored object\'s bytes do not match the SHA-256 stored with them (changed or damaged in the bucket), or a digest read back is not a digest document; the log names the key, the reply shows nothing of the object', message: 'A stored object failed its integrity check' }
   ]
 
   constructor (options: ServiceErrorOptions = {}) {

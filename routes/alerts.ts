@@ -1,11 +1,12 @@
-// POST /alert (ingest), GET /alert/:alert_id and GET /alert?start&end (read).
+// POST /alert (ingest), GET /alert/:alert_id, GET /alert/:alert_id/evidence and GET /alert?start&end (read).
 // Registered under every archive prefix.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { createHash } from 'node:crypto'
 import { alertsOf, WebhookBodySchema } from '../schemas/alert.js'
 import { AlertIdParamsSchema, IngestQuerySchema, SEARCH_DEFAULT_LIMIT, SearchQuerySchema } from '../schemas/query.js'
-import { AlertReplySchema, ArchiveReplySchema, SearchReplySchema, errorResponses } from '../schemas/envelope.js'
+import { AlertReplySchema, ArchiveReplySchema, EvidenceReplySchema, SearchReplySchema, errorResponses } from '../schemas/envelope.js'
+import { getEvidence, RECORD_SEARCH_MINUTES } from '../services/evidence.js'
 import { receiveAlerts, type ReceiveDeps } from '../services/archive.js'
 import { webhookRecords } from '../services/webhook.js'
 import { decodeCursor, getAlert, normalizeFilters, parseRange, searchAlerts, type SearchDeps } from '../services/search.js'
@@ -111,6 +112,33 @@ const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     reply.header('etag', etag).cacheControl('private').cacheControl('max-age', ARCHIVED_ALERT_MAX_AGE_S).cacheControl('immutable').vary('Authorization')
     if (noneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send(null)
     return { success: true as const, alert }
+  })
+
+  app.get('/alert/:alert_id/evidence', {
+    onRequest: app.requireToken('read'),
+    schema: {
+      summary: 'One alert\'s webhook record and digest status',
+      description: 'The webhook record exactly as stored (key, SHA-256, size, its text and its JSON), the full alert\'s key, ' +
+        'SHA-256 and size (or `stored: false` while it is pending), and for each of the two what the digests of the record\'s hour ' +
+        'say: `covered`, `not-yet` or `mismatch`. A mismatch (a digest lists the key with another SHA-256 or size, or lists an ' +
+        'object no longer stored) is answered 200 with that status and what the digest lists: it is the finding this route is ' +
+        'for, and both sides are shown. An object or a digest whose bytes fail their own stored checksum, or a digest that is ' +
+        'not a digest document, is 502 `ArchiveIntegrityError`, as on every read. The record is found at the minute of the full ' +
+        'alert\'s `created_at`; without a full alert, at the time an ObjectId id names, ' +
+        `up to ${RECORD_SEARCH_MINUTES} minutes either side (an id that is not an ObjectId is then not found). ` +
+        'Digest signatures and the chain are not checked here: `npm run verify` does, with the public key. Not cached: the ' +
+        'status changes as the hour is digested and the full alert stored.',
+      operationId: 'getAlertEvidence',
+      params: AlertIdParamsSchema,
+      response: {
+        200: EvidenceReplySchema,
+        ...errorResponses('RequestValidationError', 'AuthenticationError', 'AuthorizationError', 'AlertNotFoundError', 'S3ClientError', 'ArchiveIntegrityError')
+      }
+    }
+  }, async (request, reply) => {
+    const evidence = await getEvidence({ store: readStore }, request.params.alert_id)
+    reply.header('cache-control', 'no-store')
+    return { success: true as const, ...evidence }
   })
 
   app.get('/alert', {

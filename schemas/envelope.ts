@@ -179,3 +179,62 @@ export const SearchReplySchema = Type.Object({
     missing: []
   }]
 })
+
+const SHA256 = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the stored bytes, hex' })
+const DIGEST_KEY_EXAMPLE = 'digests/2017/01/15/23.json'
+
+export const DigestStatusSchema = Type.Union([
+  Type.Object({
+    status: Type.Literal('covered'),
+    digest: Type.String({ description: 'key of the digest (or supplement digest) that lists the object with this SHA-256 and size', examples: [DIGEST_KEY_EXAMPLE] })
+  }),
+  Type.Object({ status: Type.Literal('not-yet') }),
+  Type.Object({
+    status: Type.Literal('mismatch'),
+    digest: Type.String({ description: 'key of the digest that lists the object otherwise' }),
+    listed: Type.Object({ sha256: SHA256, size: Type.Integer({ minimum: 0 }) }, { description: 'what that digest lists for the key' })
+  })
+], {
+  description: '`covered`: a digest of the hour lists the key with the object\'s SHA-256 and size. `not-yet`: no digest of the hour ' +
+    'lists it yet (the hour is not closed, the sweeper and its digests are off, or the object came after the hour\'s digests: ' +
+    'a supplement follows). `mismatch`: a digest lists the key with another SHA-256 or size, or lists an object no longer stored: ' +
+    'the object changed after it was digested. Signatures and the chain are not checked here: `npm run verify` does, with the public key.'
+})
+
+const StoredObjectProperties = {
+  key: Type.String({ description: 'the S3 key, under the archive\'s prefix (not shown)' }),
+  sha256: SHA256,
+  size: Type.Integer({ minimum: 0, description: 'bytes' }),
+  digest: DigestStatusSchema
+}
+
+export const EvidenceReplySchema = Type.Object({
+  success: Type.Literal(true),
+  id: Type.String(),
+  hour: Type.String({ description: 'the UTC hour of the record\'s key, whose digests cover both objects', examples: ['2017-01-15T23:00:00Z'] }),
+  webhook: Type.Object({
+    ...StoredObjectProperties,
+    text: Type.String({ description: 'the record exactly as stored: the alert\'s JSON text as the webhook posted it (its SHA-256 is `sha256`)' }),
+    record: Type.Unknown({ description: 'the same, parsed' })
+  }, { description: 'the webhook record' }),
+  alert: Type.Union([
+    Type.Object({ ...StoredObjectProperties, stored: Type.Literal(true) }),
+    Type.Object({ key: Type.String(), stored: Type.Literal(false), digest: DigestStatusSchema })
+  ], { description: 'the full alert: `stored: false` while it is pending (its body is at GET /alert/:alert_id once stored)' })
+}, {
+  description: 'The alert\'s evidence: its webhook record, its full alert\'s hash, and what the hour\'s digests say of each',
+  examples: [{
+    success: true,
+    id: ALERT_ID,
+    hour: '2017-01-15T23:00:00Z',
+    webhook: {
+      key: `webhooks/2017/01/15/23/10/${ALERT_ID}`,
+      sha256: '9f2c0a5e7b1d3c4f6a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f',
+      size: 97,
+      digest: { status: 'covered', digest: DIGEST_KEY_EXAMPLE },
+      text: `{"id":"${ALERT_ID}","created_at":"1484521800000","severity":2,"title":"Unexpected login"}`,
+      record: { id: ALERT_ID, created_at: '1484521800000', severity: 2, title: 'Unexpected login' }
+    },
+    alert: { key: `alerts/58/7c/${ALERT_ID}`, stored: true, sha256: '0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e5d6c7b8a9f0e1d', size: 412, digest: { status: 'not-yet' } }
+  }]
+})

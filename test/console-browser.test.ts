@@ -4,9 +4,14 @@ import t from 'tap'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Page, Request } from 'playwright-core'
-import { build, TOKENS, BEARER } from './helpers/build.js'
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { build, TOKENS, BEARER, SECRETS } from './helpers/build.js'
+import { LOCAL_S3_CREDENTIALS } from '../dev/local-s3.js'
 import { launchBrowser, withBrowser } from './helpers/browser.js'
 import { writeLedger, LEDGER_VERSION, type Ledger } from '../services/ledger.js'
+import { runDigestJob } from '../services/digest.js'
+import { webhookKey } from '../services/keys.js'
+import { putOnce } from '../services/storage.js'
 
 const DAY = Date.UTC(2017, 0, 15)
 const HOUR = 3_600_000
@@ -25,6 +30,8 @@ const ALERTS = [
   { at: DAY + 11 * HOUR + 12 * 60_000, severity: 3, title: 'Unexpected outbound connection', server: 'db-1', rule: 'rule-net' },
   { at: DAY + 12 * HOUR + 30 * 60_000, severity: 2, title: 'Sudo used by a service account', server: 'web-1', rule: 'rule-sudo' }
 ].map((a, i) => ({ ...a, id: idAt(a.at, i + 1) }))
+
+const PENDING = { at: DAY + 26 * HOUR + 10 * 60_000, id: idAt(DAY + 26 * HOUR + 10 * 60_000, 42) }
 
 function ledger (hourMs: number, parts: Partial<Ledger>): Ledger {
   return {
@@ -52,9 +59,7 @@ async function shot (page: Page, name: string): Promise<void> {
 
 t.test('the console in a real browser', async (t) => {
   await withBrowser(t, 'coverage, search, one alert and a refused token, all from the service\'s own origin', async (t) => {
-    // The seeded alerts are answered `archived` only if their full alerts are stored before the
-    // answer: the wait is long enough for a loaded machine.
-    const { app, threatstack } = await build(t, { env: { ENRICH_WAIT_MS: '60000' } })
+    const { app, threatstack, s3 } = await build(t)
     for (const a of ALERTS) {
       threatstack.setAlert(a.id, {
         id: a.id,
@@ -86,6 +91,17 @@ t.test('the console in a real browser', async (t) => {
     await writeLedger(app.store, DAY + 12 * HOUR, ledger(DAY + 12 * HOUR, {
       threatstack: { total: 1, active: 1, dismissed: 0 }, archived: { total: 1, viaWebhook: 1, viaBackfill: 0 }, pending: [ALERTS[3]!.id]
     }))
+
+    // Hour 10 is digested (as the sweeper does once it closes); hour 11 is not.
+    const digested = await runDigestJob({ store: app.store, owner: 'test', lookbackHours: 1 }, DAY + 11 * HOUR + 5 * 60_000)
+    t.same(digested.written, ['digests/2017/01/15/10.json'])
+    // A record whose full alert is not stored yet, on the next day (outside the searches below).
+    t.equal(await putOnce(app.store, webhookKey('', PENDING.id, PENDING.at), JSON.stringify({ id: PENDING.id, created_at: String(PENDING.at), title: 'Pending' })), 'created')
+
+    // Another writer with bucket access (s3rver keeps no checksum: only the digest can tell).
+    const raw = new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: LOCAL_S3_CREDENTIALS })
+    t.teardown(() => raw.destroy())
+    const putRaw = async (key: string, body: string): Promise<void> => { await raw.send(new PutObjectCommand({ Bucket: SECRETS.bucket, Key: key, Body: body })) }
 
     const origin = await app.listen({ host: '127.0.0.1', port: 0 })
     const context = await launchBrowser(t)
@@ -172,19 +188,52 @@ t.test('the console in a real browser', async (t) => {
     const severities = await page.locator('#search-results tbody tr td:nth-child(2)').allTextContents()
     t.same(severities, ['1'], 'the route filtered by severity and server')
 
-    // One alert: full JSON, where its record and digest are, the same call as curl.
+    // One alert of a digested hour: full JSON, the webhook record beside it, both covered, curl.
     await page.click(`#search-results tr[data-id="${ALERTS[0]!.id}"] a`)
     await page.locator('#alert-json').filter({ hasText: ALERTS[0]!.id }).waitFor(WAIT)
     const json = JSON.parse(await page.locator('#alert-json').textContent() ?? '') as Record<string, unknown>
     t.match(json, { id: ALERTS[0]!.id, severity: 1, title: ALERTS[0]!.title })
+    const record = JSON.parse(await page.locator('#record-json').textContent() ?? '') as Record<string, unknown>
+    t.same(record, { id: ALERTS[0]!.id, created_at: String(ALERTS[0]!.at), severity: 1, title: ALERTS[0]!.title, server_or_region: 'web-1' },
+      'the webhook record as posted, beside the full alert')
+    t.equal(await page.locator('#record-digest').getAttribute('data-status'), 'covered')
+    t.equal(await page.locator('#alert-digest').getAttribute('data-status'), 'covered')
     const facts = await page.locator('#alert-facts').textContent()
     t.match(facts, `webhooks/2017/01/15/10/05/${ALERTS[0]!.id}`)
-    t.match(facts, 'digests/2017/01/15/10.json')
-    t.match(facts, /status not shown/)
+    t.match(facts, 'covered by digests/2017/01/15/10.json')
+    t.match(facts, /SHA-256 [0-9a-f]{64}, \d+ bytes/)
+    t.notMatch(facts, /status not shown|no read route/)
     await page.locator('#alert-ledger').filter({ hasText: 'complete' }).waitFor(WAIT)
     const curl = await page.locator('#alert-curl').textContent()
     t.equal(curl, `curl -sS -H "Authorization: Bearer $READ_TOKEN" '${origin}/api/v1/s3/alert/${ALERTS[0]!.id}'`)
+    t.equal(await page.locator('#evidence-curl').textContent(),
+      `curl -sS -H "Authorization: Bearer $READ_TOKEN" '${origin}/api/v1/s3/alert/${ALERTS[0]!.id}/evidence'`)
     await shot(page, 'alert')
+
+    // An alert of an hour without a digest: not yet.
+    await page.evaluate(`window.location.hash = '#alert/${ALERTS[2]!.id}'`)
+    await page.locator('#alert-json').filter({ hasText: ALERTS[2]!.id }).waitFor(WAIT)
+    await page.locator('#record-digest[data-status="not-yet"]').waitFor(WAIT)
+    t.equal(await page.locator('#alert-digest').getAttribute('data-status'), 'not-yet')
+    t.equal(await page.locator('#record-digest').textContent(), 'not yet')
+    t.match(await page.locator('#alert-facts').textContent(), /not yet covered/)
+
+    // A record rewritten in the bucket after its hour was digested: a mismatch, both hashes shown.
+    const tamperedKey = `webhooks/2017/01/15/10/40/${ALERTS[1]!.id}`
+    await putRaw(tamperedKey, JSON.stringify({ id: ALERTS[1]!.id, created_at: String(ALERTS[1]!.at), title: 'Nothing happened' }))
+    await page.evaluate(`window.location.hash = '#alert/${ALERTS[1]!.id}'`)
+    await page.locator('#record-digest[data-status="mismatch"]').waitFor(WAIT)
+    t.equal(await page.locator('#alert-digest').getAttribute('data-status'), 'covered', 'the full alert is untouched')
+    t.match(await page.locator('#record-json').textContent(), /Nothing happened/, 'what is stored now is shown, flagged')
+    t.match(await page.locator('#alert-facts').textContent(),
+      /MISMATCH: digests\/2017\/01\/15\/10\.json lists SHA-256 [0-9a-f]{64} \(\d+ bytes\); stored now: SHA-256 [0-9a-f]{64} \(\d+ bytes\)/)
+
+    // A pending alert: its record, and no full alert yet.
+    await page.evaluate(`window.location.hash = '#alert/${PENDING.id}'`)
+    await page.locator('#record-json').filter({ hasText: PENDING.id }).waitFor(WAIT)
+    t.match(await page.locator('#alert-json').textContent(), /^Not stored yet \(pending\)/)
+    t.match(await page.locator('#alert-facts').textContent(), /not stored yet \(pending\)/)
+    t.match(await page.locator('#alert-facts').textContent(), /2017-01-16 02:10:00 UTC/, 'created, from the record')
 
     // An unknown id: the envelope's message, no stack.
     await page.evaluate("window.location.hash = '#alert/doesnotexist'")
