@@ -148,7 +148,7 @@ const f = (n: number, digits = 1): string => Number.isFinite(n) ? n.toLocaleStri
 function markdown (run: { date: string, node: string, concurrency: number, backfill: Backfill[], sweep: SweepCost[] }): string {
   return [
     `Run of ${run.date} (Node ${run.node}; backfill CLI at --concurrency ${run.concurrency}, in its own process, against s3rver behind the S3 proxy and the Threat Stack simulator, both on loopback with no added latency; ` +
-      'seconds from its first Threat Stack request to its exit, the process start left out; the API limit counts every request, 429s included).',
+      'seconds from its first Threat Stack request to its exit, the process start left out; the API limit counts the requests it answers, not its 429s).',
     '',
     '| backfill of a day | alerts | seconds | alerts/s | Threat Stack requests (list pages, alert GETs, 429s) | answered/s | API limit, requests/s | share of the limit used | S3 requests | hours complete |',
     '|---|---|---|---|---|---|---|---|---|---|',
