@@ -11,7 +11,7 @@
 //   COMPLETENESS_BENCH_CONCURRENCY (8, the CLI's default)
 //   COMPLETENESS_BENCH_RATE_LIMIT (requests per window; default half the unlimited run's request rate)
 //   COMPLETENESS_BENCH_RATE_WINDOW_MS (1000)
-//   BENCH_SMOKE=1: 500 alerts, figures printed, nothing checked but the ledgers, no file written (CI)
+//   BENCH_SMOKE=1: 240 and 120 alerts, figures printed, nothing checked but the ledgers, no file written (CI)
 // Writes .bench/results/completeness.{json,md}, or bench/results/ with --update-results.
 import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -31,9 +31,9 @@ import { ROOT } from './lib.js'
 import { resultsDir } from './report.js'
 
 const smoke = process.env.BENCH_SMOKE === '1'
-const ALERTS = Number(process.env.COMPLETENESS_BENCH_ALERTS ?? (smoke ? 500 : 20_000))
+const ALERTS = Number(process.env.COMPLETENESS_BENCH_ALERTS ?? (smoke ? 240 : 20_000))
 // Enough for the limited run to settle at the limit's pace, short of a second long run.
-const LIMITED_ALERTS = Number(process.env.COMPLETENESS_BENCH_LIMITED_ALERTS ?? (smoke ? 300 : 5000))
+const LIMITED_ALERTS = Number(process.env.COMPLETENESS_BENCH_LIMITED_ALERTS ?? (smoke ? 120 : 5000))
 const CONCURRENCY = Number(process.env.COMPLETENESS_BENCH_CONCURRENCY ?? 8)
 const WINDOW_MS = Number(process.env.COMPLETENESS_BENCH_RATE_WINDOW_MS ?? 1000)
 const DAY_MS = 24 * HOUR_MS
