@@ -3,6 +3,8 @@
 // undici and settings as the service. Runs `concurrency` loops for `warmupMs` (JIT, connection
 // pools: not counted, as the service gets a warm-up too), then for `durationMs`, and prints
 // one JSON line: sequences, errors, latencies, its own CPU time and peak RSS.
+// PLAIN_MODE=put: the webhook PUT only, what an answer that waits for the record alone costs at
+// the least. PLAIN_RUN names the run (the ids' prefix).
 import { performance } from 'node:perf_hooks'
 import { loadConfig } from '../config.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
@@ -15,6 +17,7 @@ const concurrency = Number(process.env.PLAIN_CONCURRENCY ?? 1)
 const durationMs = Number(process.env.PLAIN_DURATION_MS ?? 5000)
 const warmupMs = Number(process.env.PLAIN_WARMUP_MS ?? 1000)
 const run = process.env.PLAIN_RUN ?? 'plain'
+const putOnly = process.env.PLAIN_MODE === 'put'
 const config = loadConfig({ ...process.env, AUTH_MODE: 'none' })
 const s3 = createS3Client(config.s3)
 const store = storeOf(config.s3, s3)
@@ -32,10 +35,14 @@ async function loop (): Promise<void> {
     const alert = { id, created_at: String(createdAt), severity: '2', title: 'bench' }
     const t0 = performance.now()
     try {
-      await Promise.all([
-        putJson(store, webhookKey(store.prefix, id, createdAt), alert),
-        fetchAlert(threatstack, id).then(async (full) => putJson(store, alertKey(store.prefix, id), full))
-      ])
+      if (putOnly) {
+        await putJson(store, webhookKey(store.prefix, id, createdAt), alert)
+      } else {
+        await Promise.all([
+          putJson(store, webhookKey(store.prefix, id, createdAt), alert),
+          fetchAlert(threatstack, id).then(async (full) => putJson(store, alertKey(store.prefix, id), full))
+        ])
+      }
       latencies.push(performance.now() - t0)
     } catch {
       errors++

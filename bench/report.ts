@@ -24,13 +24,22 @@ export interface Run {
   rows: Row[]
   missing: number
   checked: number
+  /**
+   * Acknowledgement run (`--ack`): Threat Stack's added latency, apart from S3's (`upstreamLatencyMs`);
+   * the plain client does the webhook PUT only, the service answers once its records are stored.
+   */
+  ack?: { threatstackLatencyMs: number, enrichWaitMs: number, drainSeconds: number }
 }
 
 const f = (n: number, digits = 1): string => Number.isFinite(n) ? n.toFixed(digits) : '–'
 
 export function markdown (run: Run): string {
+  const latency = run.ack === undefined
+    ? `${run.upstreamLatencyMs} ms added per upstream call`
+    : `${run.ack.threatstackLatencyMs} ms added per Threat Stack call and ${run.upstreamLatencyMs} ms per S3 call; ENRICH_WAIT_MS=${run.ack.enrichWaitMs}; ` +
+      `the plain client does one S3 PUT (the webhook record); full alerts drained ${f(run.ack.drainSeconds)} s after the last round`
   return [
-    `Run of ${run.date} (Node ${run.node}, ${run.durationS} s per side and concurrency in ${run.rounds} alternating rounds (latencies: median of the rounds), ${run.upstreamLatencyMs} ms added per upstream call, ` +
+    `Run of ${run.date} (Node ${run.node}, ${run.durationS} s per side and concurrency in ${run.rounds} alternating rounds (latencies: median of the rounds), ${latency}, ` +
       `heap limit ${run.heapMb > 0 ? `${run.heapMb} MB` : 'Node default'}; ` +
       `${run.checked} alerts answered 200 checked in S3, ${run.missing} incomplete).`,
     '',
@@ -120,10 +129,12 @@ export function resultsDir (args: readonly string[]): string {
   return args.includes(UPDATE_FLAG) ? join(ROOT, 'bench', 'results') : join(ROOT, '.bench', 'results')
 }
 
-export async function writeResults (run: Run, dir: string): Promise<string> {
+/** `name`: the files' base name (`ingest`, `ingest-ack`). */
+export async function writeResults (run: Run, dir: string, name = 'ingest'): Promise<string> {
   await mkdir(dir, { recursive: true })
-  await writeFile(join(dir, 'ingest.json'), `${JSON.stringify(run, null, 2)}\n`)
-  await writeFile(join(dir, 'ingest.md'), `# Ingest benchmark\n\n${markdown(run)}\n![latency and throughput against concurrency](ingest.svg)\n`)
-  await writeFile(join(dir, 'ingest.svg'), svg(run))
+  const title = run.ack === undefined ? 'Ingest benchmark' : 'Ingest benchmark: the answer once the records are stored, beside one bare S3 PUT'
+  await writeFile(join(dir, `${name}.json`), `${JSON.stringify(run, null, 2)}\n`)
+  await writeFile(join(dir, `${name}.md`), `# ${title}\n\n${markdown(run)}\n![latency and throughput against concurrency](${name}.svg)\n`)
+  await writeFile(join(dir, `${name}.svg`), svg(run))
   return dir
 }

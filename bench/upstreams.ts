@@ -2,6 +2,7 @@
 // share the load generator's event loop: s3rver on a temp dir behind the S3 proxy, and the
 // Threat Stack simulator. Prints one JSON line with their addresses, then serves until killed.
 //   UPSTREAM_LATENCY_MS  added to every S3 and Threat Stack call (default 5)
+//   THREATSTACK_LATENCY_MS, S3_LATENCY_MS  the same for one upstream only (default UPSTREAM_LATENCY_MS)
 //   FAULT_RATE           share of calls failed at random (default 0): Threat Stack HTML 503,
 //                        429, hang; S3 SlowDown, 500
 //   FAULT_LOG            a file that gets one JSON line per injected fault: upstream, fault, path
@@ -18,13 +19,15 @@ export const BENCH_BUCKET = 'bench-archive'
 export const BENCH_API_KEY = 'bench-api-key'
 
 const latencyMs = Number(process.env.UPSTREAM_LATENCY_MS ?? 5)
+const s3LatencyMs = Number(process.env.S3_LATENCY_MS ?? latencyMs)
+const threatstackLatencyMs = Number(process.env.THREATSTACK_LATENCY_MS ?? latencyMs)
 const faultRate = Number(process.env.FAULT_RATE ?? 0)
 const faultLog = process.env.FAULT_LOG
 
 const dir = await mkdtemp(join(tmpdir(), 'ts2s3-bench-'))
 const s3 = await startLocalS3({ directory: dir, buckets: [BENCH_BUCKET] })
-const proxy = await startS3FaultProxy(s3.endpoint, { latencyMs })
-const simulator = await startThreatStackSimulator({ apiKey: BENCH_API_KEY, userId: 'bench-user', organizationId: 'bench-org', latencyMs })
+const proxy = await startS3FaultProxy(s3.endpoint, { latencyMs: s3LatencyMs })
+const simulator = await startThreatStackSimulator({ apiKey: BENCH_API_KEY, userId: 'bench-user', organizationId: 'bench-org', latencyMs: threatstackLatencyMs })
 if (faultRate > 0) {
   simulator.failRandomly(faultRate, ['html-503', 'json-429', 'hang'])
   proxy.failRandomly(faultRate, ['slowdown', 'internal'])

@@ -4,20 +4,41 @@
 import { mkdir } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { loadConfig, readEnv, type Config } from '../config.js'
+import { ConfigError, loadConfig, readEnv, type Config } from '../config.js'
 import { LOCAL_S3_CREDENTIALS, startLocalS3 } from './local-s3.js'
-import { startThreatStackSimulator } from './threatstack-simulator.js'
+import { startThreatStackSimulator, type ThreatStackSimulator } from './threatstack-simulator.js'
+import { startAlertStream, type AlertStream } from './alert-stream.js'
 import { ensureDevDigestKey } from './digest-key.js'
 
 export const DEV_BUCKET = 'threatstack-archive'
 export const DEV_INGEST_TOKEN = 'dev-ingest-token-0001'
 export const DEV_READ_TOKEN = 'dev-read-token-0001'
 const DEV_DATA_DIR = resolve('.dev', 's3')
+/** The real sender's period. */
+const DEV_SENDER_INTERVAL_S = 10
+
+/**
+ * The dev-only switches of the simulated sender, read here rather than in config.ts: the service
+ * never sees them. DEV_SENDER=off (or 0, false) leaves the webhook to you; DEV_SENDER_INTERVAL_S
+ * sets the time between batches.
+ */
+function senderSettings (env: Record<string, string | undefined>): { on: boolean, intervalMs: number } {
+  const on = !['off', '0', 'false', 'no'].includes((env.DEV_SENDER ?? 'on').trim().toLowerCase())
+  const raw = env.DEV_SENDER_INTERVAL_S?.trim()
+  const seconds = raw === undefined || raw === '' ? DEV_SENDER_INTERVAL_S : Number(raw)
+  if (!Number.isFinite(seconds) || seconds < 0.1 || seconds > 3600) throw new ConfigError([{ variable: 'DEV_SENDER_INTERVAL_S', rule: 'must be a number of seconds from 0.1 to 3600' }])
+  return { on, intervalMs: Math.round(seconds * 1000) }
+}
 
 export interface LocalDependencies {
   config: Config
-  /** Prints where everything is and a curl to try, once the server listens. */
+  /**
+   * Prints where everything is and a curl to try, once the server listens; with the simulator as
+   * Threat Stack, starts the simulated sender posting to the server (unless DEV_SENDER=off).
+   */
   announce (addresses: AddressInfo[]): void
+  /** Stops the simulated sender, its batch under way answered first: before the server closes. */
+  stopSender (): Promise<void>
   close (): Promise<void>
 }
 
@@ -25,6 +46,8 @@ export async function startLocalDependencies (print: (text: string) => void, sou
   const env = { ...source }
   const closers: Array<() => Promise<void>> = []
   const notes: string[] = []
+  const sending = senderSettings(env)
+  let simulator: ThreatStackSimulator | undefined
 
   const embeddedS3 = env.AWS_ENDPOINT_URL_S3 === undefined && env.TS_AWS_S3_BUCKET === undefined
   if (embeddedS3) {
@@ -44,8 +67,9 @@ export async function startLocalDependencies (print: (text: string) => void, sou
   }
 
   if (env.THREATSTACK_API_KEY === undefined) {
-    const simulator = await startThreatStackSimulator({ apiKey: 'dev-api-key', userId: 'dev-user', organizationId: 'dev-org' })
-    closers.push(async () => simulator.close())
+    const started = await startThreatStackSimulator({ apiKey: 'dev-api-key', userId: 'dev-user', organizationId: 'dev-org' })
+    simulator = started
+    closers.push(async () => started.close())
     Object.assign(env, {
       THREATSTACK_BASE_URL: simulator.url,
       THREATSTACK_API_KEY: 'dev-api-key',
@@ -53,8 +77,8 @@ export async function startLocalDependencies (print: (text: string) => void, sou
       THREATSTACK_ORGANIZATION_ID: 'dev-org'
     })
     notes.push([
-      `Threat Stack simulator at ${simulator.url} (Hawk)`,
-      `  THREATSTACK_BASE_URL=${simulator.url} THREATSTACK_API_KEY=dev-api-key THREATSTACK_USER_ID=dev-user THREATSTACK_ORGANIZATION_ID=dev-org`
+      `Threat Stack simulator at ${started.url} (Hawk)`,
+      `  THREATSTACK_BASE_URL=${started.url} THREATSTACK_API_KEY=dev-api-key THREATSTACK_USER_ID=dev-user THREATSTACK_ORGANIZATION_ID=dev-org`
     ].join('\n'))
   }
 
@@ -70,7 +94,16 @@ export async function startLocalDependencies (print: (text: string) => void, sou
     notes.push(`digests signed with ${key.privateKeyFile}; verify with --public-key ${key.publicKeyFile}`)
   }
 
-  const close = async (): Promise<void> => { await Promise.all(closers.map(async (c) => c())) }
+  let stream: AlertStream | undefined
+  const stopSender = async (): Promise<void> => {
+    const running = stream
+    stream = undefined
+    await running?.close()
+  }
+  const close = async (): Promise<void> => {
+    await stopSender()
+    await Promise.all(closers.map(async (c) => c()))
+  }
   let config: Config
   try {
     config = loadConfig(env)
@@ -83,7 +116,20 @@ export async function startLocalDependencies (print: (text: string) => void, sou
   return {
     config,
     close,
+    stopSender,
     announce (addresses) {
+      const senderLines = (base: string, read: string): string[] => {
+        if (simulator === undefined) return []
+        if (!sending.on) return ['dev: simulated Threat Stack sender off (DEV_SENDER=off)']
+        const day = new Date().toISOString().slice(0, 10)
+        const next = new Date(Date.parse(day) + 86_400_000).toISOString().slice(0, 10)
+        return [
+          `dev: simulated Threat Stack sender: 1-3 alerts raised at the simulator every ${sending.intervalMs / 1000} s, batched by severity, POSTed to ${base}/api/v1/s3/alert ` +
+            '(DEV_SENDER=off stops it, DEV_SENDER_INTERVAL_S sets the period); each batch\'s answer is printed',
+          `  read one back by its id: curl -s ${base}/api/v1/s3/alert/<id> -H 'authorization: Bearer ${read}'`,
+          `  coverage (the sweeper writes an hour's ledger once it is closed): curl -s '${base}/api/v1/s3/coverage?start=${day}T00:00:00Z&end=${next}T00:00:00Z' -H 'authorization: Bearer ${read}'`
+        ]
+      }
       const address = addresses.find((a) => a.family === 'IPv4') ?? addresses[0]
       if (address === undefined) return
       const host = address.address === '0.0.0.0' || address.address === '::' ? 'localhost' : address.address
@@ -91,6 +137,15 @@ export async function startLocalDependencies (print: (text: string) => void, sou
       const ingest = config.auth.ingestTokens[0] ?? '<ingest token>'
       const read = config.auth.readTokens[0] ?? '<read token>'
       const id = '587c0159a907346eccb84004'
+      if (simulator !== undefined && sending.on) {
+        const token = config.auth.ingestTokens[0]
+        stream = startAlertStream({
+          simulator,
+          url: `${base}/api/v1/s3/alert${token === undefined ? '' : `?token=${encodeURIComponent(token)}`}`,
+          intervalMs: sending.intervalMs,
+          print
+        })
+      }
       const upstreams = [
         config.s3.endpoint !== undefined && `AWS_ENDPOINT_URL_S3=${config.s3.endpoint}`,
         `TS_AWS_S3_BUCKET=${config.s3.bucket}`,
@@ -109,6 +164,7 @@ export async function startLocalDependencies (print: (text: string) => void, sou
         `  curl -s -X POST ${base}/api/v1/s3/alert -H 'authorization: Bearer ${ingest}' -H 'content-type: application/json' \\`,
         `    -d '{"alerts":[{"id":"${id}","created_at":"1484521800000","severity":"2","title":"Sample alert"}]}'`,
         `  curl -s ${base}/api/v1/s3/alert/${id} -H 'authorization: Bearer ${read}'`,
+        ...senderLines(base, read),
         'dev: complete half-archived alerts against these upstreams:',
         `  ${upstreams.join(' ')} \\`,
         '    npm run reconcile -- --start 2017-01-15T00:00:00Z --end 2017-01-16T00:00:00Z'

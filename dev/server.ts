@@ -34,6 +34,8 @@ const server = Fastify({
   ...serverOptions(config),
   logger: { ...loggerOptions(config.logLevel), transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
 })
+// The simulated sender stops first, so that its last batch is answered by a server still open.
+server.addHook('preClose', async () => local.stopSender())
 server.addHook('onClose', async () => local.close())
 await server.register(app, { config })
 

@@ -28,6 +28,9 @@ export interface SenderAttempt {
   error?: string
   ok: boolean
   at: number
+  /** From a 200's body: the alerts stored with their full alert, and those whose full alert is owed. */
+  archived?: number
+  pending?: number
 }
 
 export interface ThreatStackSender {
@@ -73,8 +76,15 @@ export function startThreatStackSender (options: SenderOptions): ThreatStackSend
         body: JSON.stringify({ alerts: batch.alerts }),
         signal: AbortSignal.timeout(timeoutMs)
       })
-      await res.body.dump()
+      const text = await res.body.text()
       attempt.status = res.statusCode
+      try {
+        const answer = JSON.parse(text) as { archived?: unknown, pending?: unknown }
+        if (Array.isArray(answer.archived)) attempt.archived = answer.archived.length
+        if (Array.isArray(answer.pending)) attempt.pending = answer.pending.length
+      } catch {
+        // Not JSON: the status alone tells.
+      }
       // Threat Stack's rule: exactly 200, not any 2xx.
       attempt.ok = res.statusCode === 200
     } catch (err) {

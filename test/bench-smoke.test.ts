@@ -1,5 +1,5 @@
-// `npm run bench` and `npm run soak`, briefly, as CI runs them: both end with exit code 0 and
-// print their summary. No figure is asserted (shared CI machines are noisy); the correctness
+// `npm run bench` (and its acknowledgement mode), `npm run bench:completeness` and `npm run soak`,
+// briefly, as CI runs them: each ends with exit code 0 and prints its summary. No figure is asserted (shared CI machines are noisy); the correctness
 // checks they make (every 200 complete in S3, every error an envelope of the right type, the
 // service alive) are.
 import t, { type Test } from 'tap'
@@ -7,12 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
+// Four benchmark processes with their upstreams, on a busy machine.
+t.setTimeout(480_000)
 
-async function run (t: Test, script: string, env: Record<string, string>): Promise<{ code: number | null, out: string }> {
+async function run (t: Test, script: string, env: Record<string, string>, args: string[] = []): Promise<{ code: number | null, out: string }> {
   const env0 = { ...process.env }
   // Coverage of the scripts is not wanted, and would slow them down.
   delete env0.NODE_V8_COVERAGE
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script], {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     cwd: ROOT,
     // The service runs from the sources: a fresh clone has no dist/.
     env: { ...env0, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', BENCH_SERVICE_TSX: '1', ...env },
@@ -41,4 +43,20 @@ t.test('the benchmark and the soak run briefly, pass their checks and print thei
   t.match(soak.out, /answered 200: \d+ \(all checked in S3, 0 incomplete\)/)
   t.match(soak.out, /service alive after the run: yes, \/health 200/)
   t.match(soak.out, /soak: all checks hold/)
+})
+
+// One after the other: each starts its own upstreams, and the machine is shared.
+t.test('the acknowledgement bench and the completeness bench run briefly and pass their checks', async (t) => {
+  const ack = await run(t, 'bench/ingest.ts', { BENCH_SMOKE: '1', BENCH_LOG_LEVEL: 'warn' }, ['--ack'])
+  t.equal(ack.code, 0, 'bench --ack exits 0', { output: ack.out })
+  t.match(ack.out, /200 ms added per Threat Stack call and 5 ms per S3 call; ENRICH_WAIT_MS=0; the plain client does one S3 PUT/, 'it says what it compares')
+  t.match(ack.out, /alerts answered 200 checked in S3, 0 incomplete/, 'every 200 complete once the enrichment drained')
+  t.match(ack.out, /all checks hold/)
+
+  const completeness = await run(t, 'bench/completeness.ts', { BENCH_SMOKE: '1' })
+  t.equal(completeness.code, 0, 'bench:completeness exits 0', { output: completeness.out })
+  t.match(completeness.out, /^\| no rate limit \| 240 \| .* \| 24\/24 \|$/m, 'the unlimited backfill, every hour complete')
+  t.match(completeness.out, /^\| API limited to \d+ requests per 1000 ms \| 120 \| .* \| 24\/24 \|$/m, 'the limited one too')
+  t.match(completeness.out, /^\| sweep, every ledger fresh .* \| 25 \| \d+ \|/m, 'the idle sweep\'s cost')
+  t.match(completeness.out, /all checks hold/)
 })

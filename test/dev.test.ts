@@ -28,7 +28,8 @@ t.test('with nothing configured, dev starts local S3, the simulator and dev toke
   t.teardown(async () => rm(dir, { recursive: true, force: true }))
   const { log, lines } = capture()
   // Load shedding would answer 503 at random on a busy machine (test/plugins/load.test.ts covers it).
-  const local = await startLocalDependencies(log, { LOAD_MAX_EVENT_LOOP_DELAY_MS: '0', LOAD_MAX_EVENT_LOOP_UTILIZATION: '0' }, join(dir, 's3'))
+  // The sender off: announce() below names a port nothing of this test listens on.
+  const local = await startLocalDependencies(log, { LOAD_MAX_EVENT_LOOP_DELAY_MS: '0', LOAD_MAX_EVENT_LOOP_UTILIZATION: '0', DEV_SENDER: 'off' }, join(dir, 's3'))
   t.teardown(async () => local.close())
 
   t.match(local.config.s3, { bucket: DEV_BUCKET, endpoint: /^http:\/\/127\.0\.0\.1:\d+$/ })
@@ -63,6 +64,27 @@ t.test('with nothing configured, dev starts local S3, the simulator and dev toke
   t.match(announced, `AWS_ENDPOINT_URL_S3=${local.config.s3.endpoint ?? ''} TS_AWS_S3_BUCKET=${DEV_BUCKET} AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER`)
   t.match(announced, `THREATSTACK_BASE_URL=${local.config.threatstack.baseUrl} THREATSTACK_API_KEY=dev-api-key THREATSTACK_USER_ID=dev-user THREATSTACK_ORGANIZATION_ID=dev-org`)
   t.match(announced, 'npm run reconcile -- --start')
+  t.match(announced, 'dev: simulated Threat Stack sender off (DEV_SENDER=off)', 'says the sender is off')
+})
+
+t.test('the simulated sender\'s period is checked like any variable; with a configured Threat Stack there is no sender', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ts2s3-dev-'))
+  t.teardown(async () => rm(dir, { recursive: true, force: true }))
+  const { log } = capture()
+  const err = await startLocalDependencies(log, { DEV_SENDER_INTERVAL_S: 'soon' }, dir).catch((e: unknown) => e)
+  t.type(err, ConfigError)
+  t.equal((err as ConfigError).variable, 'DEV_SENDER_INTERVAL_S')
+
+  const { log: log2, lines } = capture()
+  const local = await startLocalDependencies(log2, {
+    TS_AWS_S3_BUCKET: 'real-bucket',
+    THREATSTACK_API_KEY: 'real-key',
+    INGEST_TOKENS: 'ingest-token-0123456789',
+    READ_TOKENS: 'read-token-0123456789a'
+  }, '/nonexistent')
+  t.teardown(async () => local.close())
+  local.announce([{ address: '127.0.0.1', family: 'IPv4', port: 9 }])
+  t.notMatch(lines.join('\n'), /sender/, 'the developer\'s own Threat Stack sends its own webhooks')
 })
 
 t.test('configured upstreams are used as they are, with no local stand-in', async (t) => {
@@ -139,6 +161,35 @@ t.test('npm run dev: SIGINT to its pid closes the server; LOG_LEVEL is honoured;
   t.notOk(await healthy(url), 'the server port is closed')
   const refused = await request(simulator ?? url).then(async (res) => { await res.body.dump(); return false }, () => true)
   t.ok(refused, 'the stand-in is closed')
+})
+
+t.test('npm run dev: the simulated sender raises alerts that the service archives with their full alert; SIGINT stops it all', async (t) => {
+  const { env } = await startUpstreams(t)
+  const { THREATSTACK_BASE_URL: _u, THREATSTACK_API_KEY: _k, THREATSTACK_USER_ID: _i, THREATSTACK_ORGANIZATION_ID: _o, ...s3Only } = env
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const dev = runDev(t, { ...s3Only, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', DEV_SENDER_INTERVAL_S: '1' })
+  const delivered = /^dev: sender: batch \d+ \(severity \d, \d+ alerts?: ([0-9a-f]{24})[^)]*\) answered 200/m
+  for (let i = 0; i < 900 && dev.child.exitCode === null && !delivered.test(dev.out()); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  t.match(dev.out(), /dev: simulated Threat Stack sender: 1-3 alerts raised at the simulator every 1 s/, 'the banner says the sender runs')
+  const id = delivered.exec(dev.out())?.[1]
+  t.ok(id, 'a batch was answered 200', { output: dev.out().slice(-2000) })
+
+  // Its full alert (only the simulator has its details) may still be owed in the background.
+  let alert: Record<string, unknown> | undefined
+  for (let i = 0; i < 300 && alert?.details === undefined; i++) {
+    const res = await request(`${url}/api/v1/s3/alert/${id ?? 'none'}`, { headers: { authorization: `Bearer ${TOKENS.read}` } })
+    const body = await res.body.json() as { alert?: Record<string, unknown> }
+    if (res.statusCode === 200) alert = body.alert
+    if (alert?.details === undefined) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.equal(alert?.id, id, 'the alert the sender raised is archived')
+  t.same(alert?.details, { user: 'root', address: '203.0.113.7' }, 'with its full alert from the simulator')
+
+  dev.child.kill('SIGINT')
+  t.equal(await dev.exited, 0, 'npm run dev exits 0 on SIGINT')
+  t.notOk(await healthy(url), 'the server port is closed')
+  t.notMatch(dev.out(), /sender: .*failed/, 'no batch failed, not even the last one during the shutdown')
 })
 
 t.test('npm run dev: bad variables, or a busy port, are one line each, exit 1, and the watcher stops', async (t) => {
