@@ -1,5 +1,6 @@
 // Enrichment owed after the answer: the full alerts of webhook records already stored, fetched
 // from Threat Stack in the background with retries, and written once each after their record.
+import { setMaxListeners } from 'node:events'
 import pLimit from 'p-limit'
 import { ServiceError, UnexpectedException } from '../errors/index.js'
 import { alertKey } from './keys.js'
@@ -84,6 +85,9 @@ export class EnrichmentQueue {
     this.#options = options
     this.#events = events
     this.#limit = pLimit(options.concurrency)
+    // Every owed alert listens to these while it waits or fetches: as many listeners as the queue
+    // holds alerts is the design, not a leak (Node warns beyond 10).
+    setMaxListeners(Math.max(10, 2 * options.maxSize + options.concurrency), this.#stop.signal, this.#closing.signal)
   }
 
   /** Alerts owed now. */

@@ -112,3 +112,22 @@ t.test('a fetch that fails while its record is still being stored is retried onc
   await built.threatstack.heal()
   t.ok(await eventually(async () => await built.readObject('alerts/sl/ow/slowrec1') !== undefined, 600), 'the background retry stores the full alert')
 })
+
+t.test('40 alerts waiting between retries at once: no MaxListenersExceededWarning', async (t) => {
+  const warnings: string[] = []
+  const onWarning = (w: Error): void => { warnings.push(w.name) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const built = await build(t, { env: { ENRICH_WAIT_MS: '0', ENRICH_CONCURRENCY: '32', THREATSTACK_TIMEOUT_MS: '10000' } })
+  // Threat Stack failing: all 40 wait between retries at once, each listening for the close.
+  await built.threatstack.failWith('json-500')
+  const alerts = Array.from({ length: 40 }, (_, i) => ({ id: `many${String(i).padStart(4, '0')}`, created_at: CREATED_AT }))
+  const res = await postAlerts(built.app, { alerts }, {})
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().pending.length, 40, 'every full alert owed by the queue')
+  await sleep(1000)
+  await built.threatstack.heal()
+  t.ok(await eventually(async () => built.app.enrichment.size === 0), 'all of them stored')
+  await sleep(50) // warnings are emitted on the next tick
+  t.same(warnings.filter((w) => w === 'MaxListenersExceededWarning'), [])
+})
