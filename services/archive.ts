@@ -112,8 +112,10 @@ async function waited (ms: number): Promise<undefined> {
 interface Started {
   id: string
   recordKey: string
-  /** The record's PUT and the index entry beside it. */
+  /** The record's PUT: the answer waits for it, and fails if it fails. */
   stored: Promise<unknown>
+  /** The index entry, written once the record is; never rejects. Waited for as long as the full alert. */
+  indexed: Promise<void>
   /** The fetch and the full alert's PUT after the record; undefined when deferred to the queue. */
   fetching: Promise<void> | undefined
 }
@@ -127,8 +129,11 @@ function startAlert (deps: ReceiveDeps, alert: Alert, record: string, limit: Ret
   const { id } = alert
   const recordKey = webhookKey(store.prefix, id, createdAtMs(alert))
   const put = limit(async () => await putOnce(store, recordKey, record))
-  const stored = Promise.allSettled([put, putIndexEntry(store, alert)]).then(throwFirstFailure)
-  if (deferred || !queue.canTake(id)) return { id, recordKey, stored, fetching: undefined }
+  // The entry is derived (a search reads a record that lacks one): it follows the record, off
+  // the answer's path, so the answer costs one PUT's work; it is waited for as the full alert is.
+  const indexed = put.then(async () => { await putIndexEntry(store, alert) }, () => {})
+  const stored = put
+  if (deferred || !queue.canTake(id)) return { id, recordKey, stored, indexed, fetching: undefined }
   const fetching = fetchLimit(async () => {
     let full: Record<string, unknown>
     try {
@@ -147,7 +152,7 @@ function startAlert (deps: ReceiveDeps, alert: Alert, record: string, limit: Ret
   // it archived once stored; the request only reads how far it got by its deadline.
   queue.take(id, recordKey, { attempt: fetching })
   fetching.catch(() => {})
-  return { id, recordKey, stored, fetching }
+  return { id, recordKey, stored, indexed, fetching }
 }
 
 /**
@@ -156,14 +161,18 @@ function startAlert (deps: ReceiveDeps, alert: Alert, record: string, limit: Ret
  */
 async function settleAlert (deps: ReceiveDeps, started: Started, deadline: Promise<undefined>, onFetchFailed?: ReceiveOptions['onFetchFailed']): Promise<Outcome> {
   const { queue } = deps
-  const { id, recordKey, fetching } = started
+  const { id, recordKey, fetching, indexed } = started
   if (fetching === undefined) {
     queue.take(id, recordKey)
+    await Promise.race([indexed, deadline])
     return { id, archived: false }
   }
-  const settled = await Promise.race([
-    fetching.then(() => ({ ok: true as const }), (err: unknown) => ({ ok: false as const, err })),
-    deadline
+  const [settled] = await Promise.all([
+    Promise.race([
+      fetching.then(() => ({ ok: true as const }), (err: unknown) => ({ ok: false as const, err })),
+      deadline
+    ]),
+    Promise.race([indexed, deadline])
   ])
   if (settled?.ok === true) return { id, archived: true }
   if (settled !== undefined) onFetchFailed?.(id, settled.err)

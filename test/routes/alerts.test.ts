@@ -456,6 +456,28 @@ t.test('POST /alert when Threat Stack fails: 200 once the record is stored, the 
     t.ok(await eventually(async () => await built.readObject('alerts/no/wa/nowait01') !== undefined), 'the full alert follows')
   })
 
+  t.test('ENRICH_WAIT_MS=0: the answer waits for the record only, not for its index entry, which follows it', async (t) => {
+    const built = await build(t, { s3Proxy: true, env: { ENRICH_WAIT_MS: '0' } })
+    await built.s3proxy!.failWith('hold', { match: /^PUT [^?]*\/index\// })
+    const answered = await Promise.race([
+      postAlerts(built.app, { id: 'noindex1', created_at: CREATED_AT }),
+      sleep(20_000).then(() => undefined)
+    ])
+    t.ok(answered !== undefined, 'answered while the index entry\'s PUT is held')
+    t.same(answered?.json(), { success: true, archived: [], pending: [{ id: 'noindex1' }] })
+    t.ok(await built.readObject(`${WEBHOOK_MINUTE}/noindex1`), 'the record is stored before the answer')
+    t.equal(await built.readObject('index/2017/01/15/23/10/00.000-noindex1'), undefined, 'the entry is not, yet')
+    await built.s3proxy!.heal()
+    t.ok(await eventually(async () => await built.readObject('index/2017/01/15/23/10/00.000-noindex1') !== undefined), 'the entry follows')
+  })
+
+  t.test('the answer that waits for the full alert also waits for the index entry', async (t) => {
+    const built = await build(t)
+    const res = await postAlerts(built.app, { id: 'withidx1', created_at: CREATED_AT })
+    t.same(res.json(), { success: true, archived: ['withidx1'], pending: [] })
+    t.ok(await built.readObject('index/2017/01/15/23/10/00.000-withidx1'), 'the entry is stored by the answer')
+  })
+
   t.test('a batch mixing archived and pending; metrics count the alerts received and owed', async (t) => {
     const built = await build(t, { env: { ARCHIVE_CONCURRENCY: '1' } })
     await built.threatstack.failWith('json-500', 1)
