@@ -188,6 +188,8 @@ export interface TablesDeps {
   concurrency: number
   /** Keys per LIST page: S3's most, 1000, unless told (tests make busy days of a few keys). */
   listPageSize?: number
+  /** Stops reading a day between alerts; the work then throws the signal's reason. */
+  signal?: AbortSignal
 }
 
 export interface DayRows {
@@ -256,6 +258,7 @@ export async function readDayFromJson (deps: TablesDeps, day: string, onAlert?: 
     return bytes === undefined ? undefined : decoder.decode(bytes)
   }
   const rows = await Promise.all(entries.map(async ({ key, id, minuteMs }) => limit(async () => {
+    deps.signal?.throwIfAborted()
     // One GET per alert when its full alert is there and agrees with the key's minute (the
     // record then adds nothing: the full alert has every field first); two otherwise.
     const full = await text(alertKey(store.prefix, id))
@@ -316,6 +319,20 @@ export interface Manifest {
   sourceHash: string
   /** sha256 of the webhook record keys the rows were made from. */
   keysHash: string
+  /**
+   * The hourly ledgers the day was compacted after, when the sweeper did it: a fingerprint of
+   * what they say of the archive (their check times left out) and whether all 24 hours were
+   * complete. The sweeper compacts the day again only when this fingerprint changes.
+   */
+  ledgers?: ManifestLedgers
+}
+
+export interface ManifestLedgers {
+  hash: string
+  /** Every hour of the day complete: nothing missing, nothing pending. */
+  complete: boolean
+  missing: number
+  pending: number
 }
 
 function isManifest (value: unknown, day: string): value is Manifest {
@@ -353,6 +370,13 @@ export interface CompactDeps extends TablesDeps {
   db?: Db
   /** Told after each alert read. */
   onAlert?: () => void
+  /** The ledgers this compaction follows (the sweeper's), recorded in the manifest. */
+  ledgers?: ManifestLedgers
+}
+
+/** The lease that one day's compaction runs under, shared by the sweeper and the compact command. */
+export function dayLeaseName (day: string): string {
+  return `tables/dt=${day}`
 }
 
 /**
@@ -371,8 +395,15 @@ export async function compactDay (deps: CompactDeps, day: string): Promise<Compa
   const sourceHash = createHash('sha256').update(`schema ${TABLE_SCHEMA_VERSION}\n`).update(ndjson(rows)).digest('hex')
   const current = await readManifest(store, day)
   if (current !== undefined && current.sourceHash === sourceHash) {
+    // The ledgers moved on without changing the rows (a re-check found nothing new): only the
+    // manifest learns it, so the sweeper does not read the whole day again for the same ledgers.
+    // Likewise a record filed twice (same rows, one more key), so that queries trust the parts.
+    if ((deps.ledgers !== undefined && current.ledgers?.hash !== deps.ledgers.hash) || current.keysHash !== keysHash) {
+      await putJson(store, manifestKey(store.prefix, day), { ...current, keysHash, ...(deps.ledgers !== undefined && { ledgers: deps.ledgers }) } satisfies Manifest)
+    }
     return { day, status: 'unchanged', rows: current.rows, withoutFullAlert, parts: current.parts.length, bytes: 0 }
   }
+  deps.signal?.throwIfAborted()
 
   const dir = await mkdtemp(join(tmpdir(), 'ts2s3-compact-'))
   const db = deps.db ?? await openDb({ threads: 1 })
@@ -389,7 +420,7 @@ export async function compactDay (deps: CompactDeps, day: string): Promise<Compa
     if (deps.db === undefined) db.close()
     await rm(dir, { recursive: true, force: true })
   }
-  const manifest: Manifest = { v: 1, schema: TABLE_SCHEMA_VERSION, day, rows: rows.length, withoutFullAlert, parts, sourceHash, keysHash }
+  const manifest: Manifest = { v: 1, schema: TABLE_SCHEMA_VERSION, day, rows: rows.length, withoutFullAlert, parts, sourceHash, keysHash, ...(deps.ledgers !== undefined && { ledgers: deps.ledgers }) }
   await putJson(store, manifestKey(store.prefix, day), manifest)
   const keep = new Set([...parts.map((_, n) => partKey(store.prefix, day, n)), manifestKey(store.prefix, day)])
   const stale = (await listObjects(store, dayFolder(store.prefix, day))).map((o) => o.key).filter((k) => !keep.has(k))
