@@ -26,13 +26,16 @@ const NOW = HOUR + 2 * HOUR_MS + 20 * 60_000
 /** An S3 call the sweeper made: the command and the key (or listing prefix) it named. */
 interface Call { command: string, key: string | undefined }
 
-async function setup (t: Tap, store?: Store): Promise<Upstreams & { store: Store, client: ThreatStackClient, calls: Call[], deps: (owner: string) => SweepDeps }> {
+async function setup (t: Tap, store?: Store): Promise<Upstreams & { store: Store, client: ThreatStackClient, calls: Call[], onCall: { fn?: (c: Call) => void }, deps: (owner: string) => SweepDeps }> {
   const upstreams = await startUpstreams(t)
   const config = loadConfig(upstreams.env)
   const s3 = createS3Client(config.s3)
   const calls: Call[] = []
+  const onCall: { fn?: (c: Call) => void } = {}
   s3.middlewareStack.add((next, context) => async (args) => {
-    calls.push({ command: context.commandName ?? '', key: (args.input as { Key?: string, Prefix?: string }).Key ?? (args.input as { Prefix?: string }).Prefix })
+    const call = { command: context.commandName ?? '', key: (args.input as { Key?: string, Prefix?: string }).Key ?? (args.input as { Prefix?: string }).Prefix }
+    calls.push(call)
+    onCall.fn?.(call)
     return await next(args)
   }, { step: 'initialize', name: 'sweeperTestCalls' })
   const own = storeOf(config.s3, s3)
@@ -47,6 +50,7 @@ async function setup (t: Tap, store?: Store): Promise<Upstreams & { store: Store
     store: used,
     client,
     calls,
+    onCall,
     deps: (owner) => ({
       store: used,
       threatstack: client,
@@ -257,4 +261,23 @@ withMoto(t, 'a day whose lease another writer holds (the compact command) waits 
   await releaseLease(store, held!)
   t.match(await sweepOnce(d, DAY_END + 21 * 60_000), { compacted: 1 })
   t.match(await readManifest(store, day), { rows: 3 })
+})
+
+t.test('a sweep stopped while it compacts a day writes nothing of it; the next sweep compacts it', async (t) => {
+  const { store, threatstack, onCall, deps } = await setup(t)
+  const raised = threatstack.raiseAlerts({ count: 20, fromMs: DAY, untilMs: DAY_END - HOUR_MS, seed: 16 })
+  await archiveAsWebhook(store, raised, true)
+  const d = { ...deps('a'), lookbackHours: 25 }
+  const now = DAY_END + 20 * 60_000
+  t.match(await sweepOnce(d, now), { compacted: 0 }, 'no table step configured: ledgers only')
+  const controller = new AbortController()
+  // The first full alert the compaction reads stops the sweep.
+  onCall.fn = (c) => { if (c.key?.startsWith('alerts/') === true) controller.abort() }
+  const stopped = await sweepOnce({ ...d, tables: { concurrency: 1 } }, now + 60_000, { signal: controller.signal })
+  t.match(stopped, { aborted: true, compacted: 0, compactFailed: 0 })
+  t.equal(await readManifest(store, day), undefined)
+  t.notOk(await exists(store, partKey('', day, 0)))
+  onCall.fn = undefined
+  t.match(await sweepOnce({ ...d, tables: { concurrency: 1 } }, now + 120_000), { aborted: false, compacted: 1 })
+  t.match(await readManifest(store, day), { rows: 20 })
 })
