@@ -138,3 +138,128 @@ export async function writeResults (run: Run, dir: string, name = 'ingest'): Pro
   await writeFile(join(dir, `${name}.svg`), svg(run))
   return dir
 }
+
+export interface QueryRow {
+  question: string
+  /** `search route`, `query, JSON only` or `query, table tier`. */
+  how: string
+  seconds: number
+  requests: number
+  /** `query` only: where the time went, ms. */
+  timings?: { openMs: number, checkMs: number, fetchMs: number, viewMs: number, loadMs: number, queryMs: number }
+}
+export interface QueryRun {
+  date: string
+  /** The local S3 server: s3rver (on disk) or fauxqs (in memory). */
+  s3: string
+  node: string
+  alerts: number
+  days: number
+  seedS: number
+  /** Days the search route paged over; fewer than `days`: its figures are scaled to the whole range. */
+  searchDays: number
+  rows: QueryRow[]
+  compaction: { perDayS: number[], allS: number, requests: number, bytes: number }
+}
+
+const TABLE = 'query, table tier'
+const JSON_ONLY = 'query, JSON only'
+
+export function queryMarkdown (run: QueryRun): string {
+  const questions = [...new Set(run.rows.map((r) => r.question))]
+  const find = (question: string, how: string): QueryRow | undefined => run.rows.find((r) => r.question === question && r.how === how)
+  const scaled = run.searchDays < run.days
+  const sorted = [...run.compaction.perDayS].sort((a, b) => a - b)
+  const ms = (v: number | undefined): string => v === undefined ? '' : f(v / 1000, 2)
+  return [
+    `Run of ${run.date} (Node ${run.node}): ${run.alerts.toLocaleString('en')} alerts over ${run.days} days ` +
+      `(${Math.round(run.alerts / run.days).toLocaleString('en')} a day) on ${run.s3} (local S3), one run, archived in ${f(run.seedS, 0)} s.` +
+      (scaled ? ` **The search route paged over the first ${run.searchDays} of the ${run.days} days; its figures are that run scaled by ${f(run.days / run.searchDays, 1)} (extrapolated, marked \\*).**` : ''),
+    '',
+    '| question | how | wall time (s) | S3 requests | table tier vs JSON only |',
+    '|---|---|---|---|---|',
+    ...questions.flatMap((q) => ['search route', JSON_ONLY, TABLE].flatMap((how) => {
+      const r = find(q, how)
+      if (r === undefined) return []
+      const json = find(q, JSON_ONLY)
+      const star = how === 'search route' && scaled ? '\\*' : ''
+      const ratio = how === TABLE && json !== undefined
+        ? `${f(json.requests / r.requests, 0)}× fewer requests, ${f(json.seconds / r.seconds, 0)}× faster`
+        : ''
+      return [`| ${q} | ${how} | ${f(r.seconds, 2)}${star} | ${r.requests.toLocaleString('en')}${star} | ${ratio} |`]
+    })),
+    '',
+    'Where the time of `query` goes (s): DuckDB started; each day\'s manifest and the listing of its webhook records; ' +
+      'parts downloaded (table tier) or JSON objects read and written as local parts (JSON only); the view made; the SQL run.',
+    '',
+    '| question | how | DuckDB | manifests + listings | parts / JSON objects | view | SQL |',
+    '|---|---|---|---|---|---|---|',
+    ...run.rows.filter((r) => r.timings !== undefined).map((r) => {
+      const t = r.timings!
+      return `| ${r.question} | ${r.how} | ${ms(t.openMs)} | ${ms(t.checkMs)} | ${ms(t.fetchMs)} | ${ms(t.viewMs)} | ${ms(t.queryMs)} |`
+    }),
+    '',
+    `Compaction of one day (${Math.round(run.alerts / run.days).toLocaleString('en')} alerts): median ${f(sorted[Math.floor(sorted.length / 2)] ?? Number.NaN, 2)} s ` +
+      `(min ${f(sorted[0] ?? Number.NaN, 2)} s, max ${f(sorted.at(-1) ?? Number.NaN, 2)} s); all ${run.days} days ${f(run.compaction.allS, 1)} s, ` +
+      `${run.compaction.requests.toLocaleString('en')} S3 requests, ${(run.compaction.bytes / 1e6).toFixed(1)} MB of Parquet.`,
+    ''
+  ].join('\n')
+}
+
+const HOW_COLOURS: Record<string, string> = { 'search route': '#7f8c8d', [JSON_ONLY]: SERVICE, [TABLE]: PLAIN }
+
+/** Two panels of grouped bars, log scale: wall time and S3 requests, per question and method. */
+export function querySvg (run: QueryRun): string {
+  const W = 420
+  const H = 280
+  const pad = { l: 58, r: 14, t: 34, b: 56 }
+  const questions = [...new Set(run.rows.map((r) => r.question))]
+  const hows = ['search route', JSON_ONLY, TABLE]
+  const plotW = W - pad.l - pad.r
+  const plotH = H - pad.t - pad.b
+  const panel = (title: string, unit: string, value: (r: QueryRow) => number): string => {
+    const values = run.rows.map(value).filter((v) => v > 0)
+    const a = Math.floor(Math.log10(Math.min(...values)))
+    const b = Math.ceil(Math.log10(Math.max(...values)))
+    const y = (v: number): number => pad.t + (1 - (Math.log10(Math.max(v, 10 ** a)) - a) / Math.max(1, b - a)) * plotH
+    const ticks = Array.from({ length: b - a + 1 }, (_, i) => 10 ** (a + i))
+    const groupW = plotW / questions.length
+    const barW = groupW / (hows.length + 1)
+    const bars = questions.flatMap((q, gi) => hows.flatMap((how, hi) => {
+      const r = run.rows.find((row) => row.question === q && row.how === how)
+      if (r === undefined) return []
+      const bx = pad.l + gi * groupW + barW / 2 + hi * barW
+      const top = y(value(r))
+      const shown = value(r) >= 100 ? Math.round(value(r)).toLocaleString('en') : value(r).toFixed(value(r) >= 10 ? 0 : 1)
+      return [`<rect x="${bx.toFixed(1)}" y="${top.toFixed(1)}" width="${(barW - 3).toFixed(1)}" height="${(H - pad.b - top).toFixed(1)}" fill="${HOW_COLOURS[how] ?? '#444'}"/>` +
+        `<text x="${(bx + (barW - 3) / 2).toFixed(1)}" y="${(top - 3).toFixed(1)}" text-anchor="middle" font-size="9">${shown}</text>`]
+    }))
+    const names = questions.map((q, gi) => {
+      const words = q.split(/(?<=,) /)
+      return words.map((w, li) => `<text x="${(pad.l + (gi + 0.5) * groupW).toFixed(1)}" y="${H - pad.b + 14 + li * 11}" text-anchor="middle" font-size="9">${w}</text>`).join('')
+    }).join('')
+    return `<text x="${W / 2}" y="20" text-anchor="middle" font-size="13" font-weight="bold">${title}</text>` +
+      ticks.map((v) => `<line x1="${pad.l}" y1="${y(v).toFixed(1)}" x2="${W - pad.r}" y2="${y(v).toFixed(1)}" stroke="#ddd"/>` +
+        `<text x="${pad.l - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" font-size="10">${v >= 1 ? v.toLocaleString('en') : String(v)}</text>`).join('') +
+      `<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#444"/>` +
+      `<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#444"/>` +
+      `<text x="14" y="${pad.t + plotH / 2}" font-size="10" transform="rotate(-90 14 ${pad.t + plotH / 2})" text-anchor="middle">${unit}</text>` +
+      bars.join('') + names
+  }
+  const legend = hows.map((how, i) => `<rect x="${i * 150}" y="0" width="10" height="10" fill="${HOW_COLOURS[how] ?? '#444'}"/><text x="${i * 150 + 14}" y="9">${how}${how === 'search route' && run.searchDays < run.days ? ' (extrapolated)' : ''}</text>`).join('')
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H + 28}" font-family="sans-serif">` +
+    '<rect width="100%" height="100%" fill="white"/>' +
+    `<g>${panel('wall time', 's (log scale)', (r) => r.seconds)}</g>` +
+    `<g transform="translate(${W},0)">${panel('S3 requests', 'requests (log scale)', (r) => r.requests)}</g>` +
+    `<g font-size="11" transform="translate(${W - 225},${H + 8})">${legend}</g></svg>\n`
+}
+
+export async function writeQueryResults (run: QueryRun, dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true })
+  const md = queryMarkdown(run)
+  process.stdout.write(md)
+  await writeFile(join(dir, 'query.json'), `${JSON.stringify(run, null, 2)}\n`)
+  await writeFile(join(dir, 'query.md'), `# Query benchmark\n\n${md}\n![wall time and S3 requests per question and method](query.svg)\n`)
+  await writeFile(join(dir, 'query.svg'), querySvg(run))
+  return dir
+}

@@ -4,7 +4,9 @@
 import { parseArgs } from 'node:util'
 import { ServiceError } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
-import { compactDay, daysOf, parseDay, DAY_MS, type CompactResult } from '../services/tables.js'
+import { randomUUID } from 'node:crypto'
+import { compactDay, dayLeaseName, daysOf, parseDay, DAY_MS, type CompactResult } from '../services/tables.js'
+import { underLease } from '../services/sweeper.js'
 import { openDb } from '../services/duckdb.js'
 import { intOption, rangeOf, s3Config, statusLine } from './archive-env.js'
 
@@ -13,7 +15,8 @@ const USAGE = `Usage: npm run compact -- --start <date> --end <date> [--concurre
 Writes [prefix/]tables/alerts/dt=YYYY-MM-DD/part-<n>.parquet for each UTC day that [start, end)
 touches, from the day's webhook records and full alerts. A day whose objects have not changed
 since it was built is not written again. Days not over yet are skipped: their table would be
-missing the alerts still to come. Configuration: the service's environment variables (S3 only).
+missing the alerts still to come. Each day is built under the same lease as the sweeper's
+compaction of it: a day another writer is building is skipped. Configuration: the service's environment variables (S3 only).
 Exit code: 0 done, 1 the archive could not be read or written, 2 bad arguments or configuration.`
 
 function fail (message: string): never {
@@ -46,6 +49,7 @@ const db = await openDb({ threads: 1 })
 const status = statusLine(process.stderr)
 const days = daysOf(range)
 const now = Date.now()
+const owner = `compact-${randomUUID()}`
 const totals = { written: 0, unchanged: 0, skipped: 0, rows: 0, withoutFullAlert: 0, bytes: 0 }
 const t0 = performance.now()
 try {
@@ -58,8 +62,15 @@ try {
     let read = 0
     const show = (): void => status.show(`day ${i + 1}/${days.length} ${day}: ${read} alerts read`)
     show()
-    const result: CompactResult = await compactDay({ store, concurrency, db, onAlert: () => { if (++read % 50 === 0) show() } }, day)
+    const done = await underLease({ store, owner }, dayLeaseName(day), async (renew): Promise<CompactResult> =>
+      await compactDay({ store, concurrency, db, onAlert: () => { renew(); if (++read % 50 === 0) show() } }, day))
     status.done()
+    if (!done.held) {
+      totals.skipped++
+      process.stdout.write(`${day}  skipped: another writer (a sweeper) is compacting it\n`)
+      continue
+    }
+    const result = done.value
     totals[result.status]++
     totals.rows += result.rows
     totals.withoutFullAlert += result.withoutFullAlert

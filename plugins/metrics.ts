@@ -31,6 +31,8 @@ export interface CompletenessMetrics {
   missing: Gauge
   /** Duration of one sweep. */
   sweepDuration: Histogram
+  /** Days the sweeper wrote into the table tier. */
+  daysCompacted: Counter
 }
 
 declare module 'fastify' {
@@ -70,7 +72,8 @@ export function createMetrics (): Metrics {
       help: 'Duration of one sweep (enrichment, backfill, ledgers)',
       buckets: [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900],
       registers: [registry]
-    })
+    }),
+    daysCompacted: new Counter({ name: `${PREFIX}table_days_compacted_total`, help: 'UTC days the sweeper wrote into the table tier (Parquet), first builds and rebuilds', registers: [registry] })
   }
   return {
     registry,

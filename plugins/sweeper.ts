@@ -1,6 +1,6 @@
 // The sweeper in every replica: every SWEEP_INTERVAL_S (0: off, and with it the digests) one
-// sweep (services/sweeper.ts) completes, backfills and ledgers the window's hours, then writes the
-// digests. The first sweep starts at a random moment of the first interval so replicas started
+// sweep (services/sweeper.ts) completes, backfills and ledgers the window's hours, writes the
+// digests, then compacts the closed days whose ledgers changed into the table tier. The first sweep starts at a random moment of the first interval so replicas started
 // together do not claim the same hours at once. On close the sweep under way is aborted and
 // awaited; the hour it left half done is due again at the next sweep, in whichever replica.
 import fp from 'fastify-plugin'
@@ -57,6 +57,7 @@ export default fp(async function sweeperPlugin (app) {
     intervalMs: intervalS * 1000,
     leaseMs: leaseS * 1000,
     digest,
+    tables: { concurrency: app.config.archive.concurrency },
     log: app.log,
     enrichedAt: new Map(),
     onBackfilled: () => { completeness.backfilled.inc() }
@@ -74,6 +75,7 @@ export default fp(async function sweeperPlugin (app) {
     if (report.aborted) return
     completeness.sweepDuration.observe((performance.now() - started) / 1000)
     if (backfill) completeness.missing.set(report.missing)
+    completeness.daysCompacted.inc(report.compacted)
     const { aborted: _, ...counts } = report
     app.log.info(counts, 'sweep done')
   }

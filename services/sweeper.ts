@@ -1,14 +1,17 @@
 // The sweeper: one loop in every replica that makes the archive complete and proves it. For each
 // hour of its window it completes webhook records without a full alert, backfills closed hours
-// from Threat Stack's list API, writes their ledgers, and then runs the digest job. Hours are
-// shared among replicas by leases; everything done under one is idempotent, so a lost lease or
-// a half-done hour costs a repeat, never a wrong archive.
+// from Threat Stack's list API, writes their ledgers, runs the digest job, and then compacts
+// each closed day whose 24 ledgers are written into the table tier. Hours and days are shared
+// among replicas by leases; everything done under one is idempotent, so a lost lease or a
+// half-done hour costs a repeat, never a wrong archive.
+import { createHash } from 'node:crypto'
 import { ServiceError } from '../errors/index.js'
 import { backfillHour, type BackfillDeps } from './backfill.js'
 import { runDigestJob, type DigestJobDeps } from './digest.js'
 import { claimLease, releaseLease, renewLease, type Lease } from './leases.js'
 import { HOUR_MS, hourPath, hourStart, readLedger, type Ledger } from './ledger.js'
 import { reconcile } from './reconcile.js'
+import { compactDay, dayLeaseName, dayOf, readManifest, DAY_MS, type ManifestLedgers } from './tables.js'
 
 export interface SweepLog {
   info: (obj: object, msg: string) => void
@@ -31,6 +34,8 @@ export interface SweepDeps extends BackfillDeps {
   leaseMs?: number
   /** The digest step after the hours; absent: no digests. */
   digest?: DigestJobDeps
+  /** The table tier step after the digests; absent: days are not compacted by the sweeper. */
+  tables?: { concurrency: number }
   log?: SweepLog
   /**
    * Legacy key only: when each hour was last completed by this replica (there is no ledger to
@@ -60,6 +65,10 @@ export interface SweepReport {
   /** Webhook records without their full alert, summed over the window's ledgers. */
   pending: number
   digests: number
+  /** Days whose table tier was written (first build, or their ledgers changed and so did their rows). */
+  compacted: number
+  /** Days whose compaction failed (S3 down, DuckDB could not write); the next sweep tries again. */
+  compactFailed: number
   /** The sweep stopped on its signal before the end. */
   aborted: boolean
 }
@@ -96,10 +105,14 @@ export function windowHours (nowMs: number, lookbackHours: number): number[] {
   return hours
 }
 
-/** Holds an hour's lease while `work` runs, renewing it as the work goes on. */
-async function underLease<T> (deps: SweepDeps, hourStartMs: number, work: (renew: () => void) => Promise<T>): Promise<{ held: false } | { held: true, value: T }> {
+/**
+ * Holds the lease `name` while `work` runs, renewing it as the work goes on (each call of
+ * `renew` renews once a third of the lease has passed). Shared with the compact command.
+ * @throws S3ClientError (the claim); whatever `work` throws
+ */
+export async function underLease<T> (deps: Pick<SweepDeps, 'store' | 'owner' | 'leaseMs'>, name: string, work: (renew: () => void) => Promise<T>): Promise<{ held: false } | { held: true, value: T }> {
   const ttlMs = deps.leaseMs ?? DEFAULT_HOUR_LEASE_MS
-  let lease: Lease | undefined = await claimLease(deps.store, hourLeaseName(hourStartMs), { owner: deps.owner, ttlMs })
+  let lease: Lease | undefined = await claimLease(deps.store, name, { owner: deps.owner, ttlMs })
   if (lease === undefined) return { held: false }
   let renewedAt = Date.now()
   let renewing: Promise<void> | undefined
@@ -119,6 +132,35 @@ async function underLease<T> (deps: SweepDeps, hourStartMs: number, work: (renew
 const aborted = (signal: AbortSignal | undefined): boolean => signal?.aborted === true
 
 /**
+ * What a day's ledgers say of the archive, as the table tier's manifest records it: each hour's
+ * archived counts and id lists, leaving out when and how often it was checked (a re-check that
+ * finds nothing new changes nothing here) and the tries of unknown ids.
+ */
+export function ledgersOf (ledgers: Ledger[]): ManifestLedgers {
+  const hash = createHash('sha256')
+  for (const l of ledgers) {
+    hash.update(JSON.stringify([l.hour, l.archived, l.missing, l.pending, l.unknown, l.backfilled])).update('\n')
+  }
+  return {
+    hash: hash.digest('hex'),
+    complete: ledgers.every((l) => l.missing.length === 0 && l.pending.length === 0),
+    missing: ledgers.reduce((n, l) => n + l.missing.length, 0),
+    pending: ledgers.reduce((n, l) => n + l.pending.length, 0)
+  }
+}
+
+/**
+ * The days the table step looks at: those the window's hours touch, oldest first, that are over
+ * (all 24 hours closed). A day whose first hours have left the window still counts while its
+ * last ones are in it: its earlier ledgers are read, not checked again.
+ */
+export function windowDays (nowMs: number, lookbackHours: number, lastClosedEnd: number): number[] {
+  const days = new Set<number>()
+  for (const hour of windowHours(nowMs, lookbackHours)) days.add(Math.floor(hour / DAY_MS) * DAY_MS)
+  return [...days].filter((dayMs) => dayMs + DAY_MS <= lastClosedEnd)
+}
+
+/**
  * One sweep at `nowMs`. Hours still open only get their records completed; each closed hour that
  * is due (never checked, incomplete, or due for a re-check) is claimed, re-read (another replica
  * may have just checked it), backfilled and its ledger written, then released. A failure of one
@@ -130,10 +172,14 @@ export async function sweepOnce (deps: SweepDeps, nowMs: number, opts: SweepOpti
   const { signal } = opts
   const startedMs = Date.now()
   const now = opts.now ?? (() => nowMs + Date.now() - startedMs)
-  const report: SweepReport = { hoursChecked: 0, hoursHeld: 0, hoursFailed: 0, backfilled: 0, enriched: 0, missing: 0, pending: 0, digests: 0, aborted: false }
+  const report: SweepReport = { hoursChecked: 0, hoursHeld: 0, hoursFailed: 0, backfilled: 0, enriched: 0, missing: 0, pending: 0, digests: 0, compacted: 0, compactFailed: 0, aborted: false }
+  // What this sweep learnt of each hour: its ledger, or that it is unsettled (held elsewhere, failed).
+  const known = new Map<number, Ledger>()
+  const unsettled = new Set<number>()
   const lastClosedEnd = nowMs - deps.backfillDelayMs
   const failed = (hourStartMs: number, err: unknown): void => {
     if (!(err instanceof ServiceError)) throw err
+    unsettled.add(hourStartMs)
     report.hoursFailed++
     deps.log?.warn({ hour: new Date(hourStartMs).toISOString(), err }, 'sweep: the hour could not be checked; the next sweep tries again')
   }
@@ -150,7 +196,7 @@ export async function sweepOnce (deps: SweepDeps, nowMs: number, opts: SweepOpti
         const last = deps.enrichedAt?.get(hourStartMs)
         const wait = closed && last !== undefined ? Math.max(last - (hourStartMs + HOUR_MS), deps.intervalMs) : Math.max(OPEN_HOUR_PASS_MS, deps.intervalMs)
         if (last !== undefined && nowMs < last + wait) continue
-        const done = await underLease(deps, hourStartMs, async () => await reconcile(deps, { startMs: hourStartMs, endMs: hourStartMs + HOUR_MS }))
+        const done = await underLease(deps, hourLeaseName(hourStartMs), async () => await reconcile(deps, { startMs: hourStartMs, endMs: hourStartMs + HOUR_MS }))
         if (!done.held) {
           report.hoursHeld++
           continue
@@ -165,9 +211,10 @@ export async function sweepOnce (deps: SweepDeps, nowMs: number, opts: SweepOpti
       if (ledger !== undefined && nowMs < nextCheckMs(hourStartMs, ledger, deps.intervalMs)) {
         report.missing += ledger.missing.length
         report.pending += ledger.pending.length
+        known.set(hourStartMs, ledger)
         continue
       }
-      const done = await underLease(deps, hourStartMs, async (renew) => {
+      const done = await underLease(deps, hourLeaseName(hourStartMs), async (renew) => {
         const current = await readLedger(store, hourStartMs, signal)
         if (current !== undefined && nowMs < nextCheckMs(hourStartMs, current, deps.intervalMs)) return { checked: false as const, ledger: current }
         const hour = await backfillHour(deps, hourStartMs, { ...(signal !== undefined && { signal }), now, onProgress: renew })
@@ -175,6 +222,7 @@ export async function sweepOnce (deps: SweepDeps, nowMs: number, opts: SweepOpti
       })
       if (!done.held) {
         report.hoursHeld++
+        unsettled.add(hourStartMs)
         if (ledger !== undefined) {
           report.missing += ledger.missing.length
           report.pending += ledger.pending.length
@@ -183,6 +231,7 @@ export async function sweepOnce (deps: SweepDeps, nowMs: number, opts: SweepOpti
       }
       report.missing += done.value.ledger.missing.length
       report.pending += done.value.ledger.pending.length
+      known.set(hourStartMs, done.value.ledger)
       if (done.value.checked) {
         report.hoursChecked++
         report.backfilled += done.value.backfilled
@@ -202,6 +251,59 @@ export async function sweepOnce (deps: SweepDeps, nowMs: number, opts: SweepOpti
       deps.log?.warn({ err }, 'sweep: the digest step failed; the next sweep tries again')
     }
   }
+
+  if (deps.tables !== undefined && deps.backfill) {
+    for (const dayMs of windowDays(nowMs, deps.lookbackHours, lastClosedEnd)) {
+      if (aborted(signal)) break
+      try {
+        const written = await compactSweptDay({ ...deps, tables: deps.tables }, dayMs, known, unsettled, signal)
+        if (written) report.compacted++
+      } catch (err) {
+        if (aborted(signal)) break
+        if (!(err instanceof ServiceError)) throw err
+        report.compactFailed++
+        deps.log?.warn({ day: dayOf(dayMs), err }, 'sweep: the day could not be compacted; the next sweep tries again')
+      }
+    }
+  }
   report.aborted = aborted(signal)
   return report
+}
+
+/**
+ * The table step for one closed day: compacted when all 24 of its ledgers are written and
+ * settled in this sweep (none held by another replica or failed), and their fingerprint is not
+ * the one its manifest records. Hours with alerts still missing or pending do not hold the day
+ * back (an alert Threat Stack lost for good would hold it forever): the manifest records how
+ * complete the ledgers were, and a later ledger that finds the alert changes the fingerprint,
+ * so the day is compacted again. When nothing changed this costs the day's manifest and the
+ * ledgers of its hours outside the window: no listing, no object read.
+ * @returns true when parts were written. @throws ServiceError
+ */
+async function compactSweptDay (deps: SweepDeps & { tables: { concurrency: number } }, dayMs: number, known: Map<number, Ledger>, unsettled: Set<number>, signal: AbortSignal | undefined): Promise<boolean> {
+  const { store } = deps
+  const day = dayOf(dayMs)
+  const ledgers: Ledger[] = []
+  for (let h = 0; h < 24; h++) {
+    const hourStartMs = dayMs + h * HOUR_MS
+    if (unsettled.has(hourStartMs)) return false
+    const ledger = known.get(hourStartMs) ?? await readLedger(store, hourStartMs, signal)
+    // An hour never checked (the sweeper started after it left the window): `npm run compact` builds such days.
+    if (ledger === undefined) return false
+    ledgers.push(ledger)
+  }
+  const fingerprint = ledgersOf(ledgers)
+  if ((await readManifest(store, day))?.ledgers?.hash === fingerprint.hash) return false
+  const done = await underLease(deps, dayLeaseName(day), async (renew) => await compactDay({
+    store,
+    concurrency: deps.tables.concurrency,
+    ledgers: fingerprint,
+    onAlert: renew,
+    ...(signal !== undefined && { signal })
+  }, day))
+  if (!done.held) return false
+  if (done.value.status === 'written') {
+    deps.log?.info({ day, rows: done.value.rows, parts: done.value.parts, bytes: done.value.bytes, complete: fingerprint.complete }, 'sweep: day compacted into the table tier')
+  }
+  return done.value.status === 'written'
 }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import pLimit from 'p-limit'
 import { S3ClientError, UnexpectedException } from '../errors/index.js'
 import { alertKey, parseWebhookKey, webhooksRoot, withPrefix } from './keys.js'
@@ -185,6 +186,10 @@ export interface TablesDeps {
   store: Store
   /** How many S3 GETs run at once while a day is read. */
   concurrency: number
+  /** Keys per LIST page: S3's most, 1000, unless told (tests make busy days of a few keys). */
+  listPageSize?: number
+  /** Stops reading a day between alerts; the work then throws the signal's reason. */
+  signal?: AbortSignal
 }
 
 export interface DayRows {
@@ -197,13 +202,38 @@ function hashKeys (keys: string[]): string {
   return createHash('sha256').update(keys.join('\n')).digest('hex')
 }
 
-/** The keys of the day's webhook records, in order. @throws S3ClientError */
-async function dayKeys (store: Store, day: string): Promise<string[]> {
-  const keys: string[] = []
-  for await (const key of listKeys(store, { Prefix: `${webhooksRoot(store.prefix)}${day.replaceAll('-', '/')}/` })) {
-    if (parseWebhookKey(store.prefix, key) !== undefined) keys.push(key)
+/**
+ * The keys of the day's webhook records, in order. A day that fits one page is one LIST; a
+ * busier one lists the rest of its hours at once (one LIST each) rather than page after page,
+ * so that the check of a compacted day costs two round trips whatever its size.
+ * @throws S3ClientError
+ */
+async function dayKeys (deps: TablesDeps, day: string): Promise<string[]> {
+  const { store } = deps
+  const page = deps.listPageSize ?? 1000
+  const root = `${webhooksRoot(store.prefix)}${day.replaceAll('-', '/')}/`
+  const list = async (prefix: string, startAfter?: string): Promise<string[]> => {
+    const keys: string[] = []
+    for await (const key of listKeys(store, { Prefix: prefix, ...(startAfter !== undefined && { StartAfter: startAfter }) }, page)) {
+      if (parseWebhookKey(store.prefix, key) !== undefined) keys.push(key)
+    }
+    return keys
   }
-  return keys
+  const first: string[] = []
+  let last: string | undefined
+  // Stopping after the first page's last key: the generator asks for the next page only when pulled.
+  for await (const key of listKeys(store, { Prefix: root }, page)) {
+    last = key
+    if (parseWebhookKey(store.prefix, key) !== undefined) first.push(key)
+    if (first.length === page) break
+  }
+  if (first.length < page || last === undefined) return first
+  const hour = Number(last.slice(root.length, root.length + 2))
+  const rest = await Promise.all(Array.from({ length: 24 - hour }, async (_, i) => {
+    const hh = String(hour + i).padStart(2, '0')
+    return await list(`${root}${hh}/`, i === 0 ? last : undefined)
+  }))
+  return [...first, ...rest.flat()]
 }
 
 /** The day's rows from its JSON objects: every webhook record of the day and its full alert. @throws S3ClientError */
@@ -211,7 +241,7 @@ export async function readDayFromJson (deps: TablesDeps, day: string, onAlert?: 
   const { store } = deps
   const dayMs = parseDay(day)
   if (dayMs === undefined) throw new RangeError(`not a day: ${day}`)
-  const keys = listed ?? await dayKeys(store, day)
+  const keys = listed ?? await dayKeys(deps, day)
   const seen = new Set<string>()
   const entries: Array<{ key: string, id: string, minuteMs: number }> = []
   for (const key of keys) {
@@ -228,6 +258,7 @@ export async function readDayFromJson (deps: TablesDeps, day: string, onAlert?: 
     return bytes === undefined ? undefined : decoder.decode(bytes)
   }
   const rows = await Promise.all(entries.map(async ({ key, id, minuteMs }) => limit(async () => {
+    deps.signal?.throwIfAborted()
     // One GET per alert when its full alert is there and agrees with the key's minute (the
     // record then adds nothing: the full alert has every field first); two otherwise.
     const full = await text(alertKey(store.prefix, id))
@@ -288,6 +319,20 @@ export interface Manifest {
   sourceHash: string
   /** sha256 of the webhook record keys the rows were made from. */
   keysHash: string
+  /**
+   * The hourly ledgers the day was compacted after, when the sweeper did it: a fingerprint of
+   * what they say of the archive (their check times left out) and whether all 24 hours were
+   * complete. The sweeper compacts the day again only when this fingerprint changes.
+   */
+  ledgers?: ManifestLedgers
+}
+
+export interface ManifestLedgers {
+  hash: string
+  /** Every hour of the day complete: nothing missing, nothing pending. */
+  complete: boolean
+  missing: number
+  pending: number
 }
 
 function isManifest (value: unknown, day: string): value is Manifest {
@@ -325,6 +370,13 @@ export interface CompactDeps extends TablesDeps {
   db?: Db
   /** Told after each alert read. */
   onAlert?: () => void
+  /** The ledgers this compaction follows (the sweeper's), recorded in the manifest. */
+  ledgers?: ManifestLedgers
+}
+
+/** The lease that one day's compaction runs under, shared by the sweeper and the compact command. */
+export function dayLeaseName (day: string): string {
+  return `tables/dt=${day}`
 }
 
 /**
@@ -343,8 +395,15 @@ export async function compactDay (deps: CompactDeps, day: string): Promise<Compa
   const sourceHash = createHash('sha256').update(`schema ${TABLE_SCHEMA_VERSION}\n`).update(ndjson(rows)).digest('hex')
   const current = await readManifest(store, day)
   if (current !== undefined && current.sourceHash === sourceHash) {
+    // The ledgers moved on without changing the rows (a re-check found nothing new): only the
+    // manifest learns it, so the sweeper does not read the whole day again for the same ledgers.
+    // Likewise a record filed twice (same rows, one more key), so that queries trust the parts.
+    if ((deps.ledgers !== undefined && current.ledgers?.hash !== deps.ledgers.hash) || current.keysHash !== keysHash) {
+      await putJson(store, manifestKey(store.prefix, day), { ...current, keysHash, ...(deps.ledgers !== undefined && { ledgers: deps.ledgers }) } satisfies Manifest)
+    }
     return { day, status: 'unchanged', rows: current.rows, withoutFullAlert, parts: current.parts.length, bytes: 0 }
   }
+  deps.signal?.throwIfAborted()
 
   const dir = await mkdtemp(join(tmpdir(), 'ts2s3-compact-'))
   const db = deps.db ?? await openDb({ threads: 1 })
@@ -361,7 +420,7 @@ export async function compactDay (deps: CompactDeps, day: string): Promise<Compa
     if (deps.db === undefined) db.close()
     await rm(dir, { recursive: true, force: true })
   }
-  const manifest: Manifest = { v: 1, schema: TABLE_SCHEMA_VERSION, day, rows: rows.length, withoutFullAlert, parts, sourceHash, keysHash }
+  const manifest: Manifest = { v: 1, schema: TABLE_SCHEMA_VERSION, day, rows: rows.length, withoutFullAlert, parts, sourceHash, keysHash, ...(deps.ledgers !== undefined && { ledgers: deps.ledgers }) }
   await putJson(store, manifestKey(store.prefix, day), manifest)
   const keep = new Set([...parts.map((_, n) => partKey(store.prefix, day, n)), manifestKey(store.prefix, day)])
   const stale = (await listObjects(store, dayFolder(store.prefix, day))).map((o) => o.key).filter((k) => !keep.has(k))
@@ -382,6 +441,16 @@ export interface LoadProgress {
   staleDays: number
 }
 
+/** Where a load's time went, in ms of wall time: the phases follow each other. */
+export interface LoadTimings {
+  /** Every day's manifest and the listing of its webhook records, all days at once. */
+  checkMs: number
+  /** Parts downloaded and, for the other days, their JSON objects read and written as local parts. */
+  fetchMs: number
+  /** The view over the local parts made and checked by DuckDB. */
+  viewMs: number
+}
+
 export interface LoadOptions {
   /** false: ignore the table tier and read every day from its JSON objects. */
   useTables?: boolean
@@ -394,35 +463,47 @@ export interface LoadOptions {
   onProgress?: (p: LoadProgress) => void
 }
 
+/** Days whose manifest and listing are fetched at once: a few requests each, nothing to hold in memory. */
+const CHECK_DAYS_AT_ONCE = 16
+
 /**
  * Makes the view `alerts` (the columns, plus `dt`) over the alerts of `range`: for each day its
  * Parquet parts, downloaded into `dir`, or, for a day not compacted yet, its JSON objects turned
  * into a local part the same way compaction would. The answer is complete either way.
  * @throws S3ClientError | UnexpectedException
  */
-export async function loadAlerts (deps: TablesDeps, db: Db, range: TimeRange, dir: string, options: LoadOptions = {}): Promise<LoadProgress> {
+export async function loadAlerts (deps: TablesDeps, db: Db, range: TimeRange, dir: string, options: LoadOptions = {}): Promise<LoadProgress & { timings: LoadTimings }> {
   const { store } = deps
   const days = daysOf(range)
   const progress: LoadProgress = { days: days.length, daysDone: 0, compactedDays: 0, parts: 0, bytes: 0, jsonAlerts: 0, staleDays: 0 }
+  const timings: LoadTimings = { checkMs: 0, fetchMs: 0, viewMs: 0 }
   const tell = (): void => options.onProgress?.({ ...progress })
   tell()
-  // Days run a few at a time; each day's own GETs are bounded by deps.concurrency.
+  let t0 = performance.now()
+  // First what each day is (its manifest, and the listing that checks it), every day at once:
+  // these are a few small requests per day, and the slow part of a compacted day.
+  const checkLimit = pLimit(CHECK_DAYS_AT_ONCE)
+  const checked = await Promise.all(days.map(async (day) => checkLimit(async () => {
+    if (options.useTables === false) return { day, manifest: undefined, keys: undefined }
+    const [found, keys] = await Promise.all([readManifest(store, day), options.verify === false ? undefined : dayKeys(deps, day)])
+    if (found !== undefined && keys !== undefined && hashKeys(keys) !== found.keysHash) {
+      progress.staleDays++
+      return { day, manifest: undefined, keys }
+    }
+    return { day, manifest: found, keys }
+  })))
+  timings.checkMs = performance.now() - t0
+  t0 = performance.now()
+
+  // Then the bytes: all parts of the compacted days through one bound, beside the days read from
+  // JSON a few at a time (each day's own GETs are bounded by deps.concurrency).
+  const partLimit = pLimit(deps.concurrency)
   const dayLimit = pLimit(Math.max(1, Math.min(4, deps.concurrency)))
   const jsonDays: Array<{ day: string, rows: TableRow[] }> = []
-  await Promise.all(days.map(async (day) => dayLimit(async () => {
+  await Promise.all(checked.map(async ({ day, manifest, keys }) => {
     const folder = join(dir, `dt=${day}`)
-    // The manifest and the listing that checks it go out together.
-    const [found, keys] = options.useTables === false
-      ? [undefined, undefined]
-      : await Promise.all([readManifest(store, day), options.verify === false ? undefined : dayKeys(store, day)])
-    let manifest = found
-    if (manifest !== undefined && keys !== undefined && hashKeys(keys) !== manifest.keysHash) {
-      manifest = undefined
-      progress.staleDays++
-    }
     if (manifest !== undefined) {
       await mkdir(folder, { recursive: true })
-      const partLimit = pLimit(deps.concurrency)
       await Promise.all(manifest.parts.map(async (name, n) => partLimit(async () => {
         const body = await getBytes(store, partKey(store.prefix, day, n))
         // Parts are written before their manifest; a missing one means the day was being rebuilt
@@ -435,14 +516,18 @@ export async function loadAlerts (deps: TablesDeps, db: Db, range: TimeRange, di
       })))
       progress.compactedDays++
     } else {
-      const { rows } = await readDayFromJson(deps, day, () => { progress.jsonAlerts++; if (progress.jsonAlerts % 100 === 0) tell() }, keys)
-      jsonDays.push({ day, rows })
+      await dayLimit(async () => {
+        const { rows } = await readDayFromJson(deps, day, () => { progress.jsonAlerts++; if (progress.jsonAlerts % 100 === 0) tell() }, keys)
+        jsonDays.push({ day, rows })
+      })
     }
     progress.daysDone++
     tell()
-  })))
+  }))
   // DuckDB writes one day at a time; the downloads above ran alongside.
   for (const { day, rows } of jsonDays) await writeParts(db, rows, join(dir, `dt=${day}`))
+  timings.fetchMs = performance.now() - t0
+  t0 = performance.now()
 
   const bounds = `created_at >= epoch_ms(${Math.trunc(range.startMs)}) AND created_at < epoch_ms(${Math.trunc(range.endMs)})`
   const names = COLUMNS.map((c) => c.name).join(', ')
@@ -459,7 +544,8 @@ export async function loadAlerts (deps: TablesDeps, db: Db, range: TimeRange, di
     await db.connection.run('DROP VIEW IF EXISTS alerts')
     await db.connection.run(`CREATE VIEW alerts AS SELECT ${COLUMNS.map((c) => `CAST(NULL AS ${c.duckdb}) AS ${c.name}`).join(', ')}, CAST(NULL AS VARCHAR) AS dt WHERE false`)
   }
-  return progress
+  timings.viewMs = performance.now() - t0
+  return { ...progress, timings }
 }
 
 export { DAY_MS }

@@ -44,8 +44,9 @@ t.test('the app sweeps on its own: missing alerts archived, the ledger written, 
   t.match(metrics, /threatstack_to_s3_alerts_backfilled_total 12/)
   t.match(metrics, /threatstack_to_s3_alerts_missing 0/)
   t.match(metrics, /threatstack_to_s3_sweep_duration_seconds_count [1-9]/)
+  t.match(metrics, /threatstack_to_s3_table_days_compacted_total \d+/)
   const line = logs.find((l) => l.msg === 'sweep done' && Number(l.backfilled) > 0)
-  t.match(line, { level: 30, hoursChecked: Number, backfilled: 12, missing: 0 })
+  t.match(line, { level: 30, hoursChecked: Number, backfilled: 12, missing: 0, compacted: Number, compactFailed: 0 })
   t.notOk(logs.some((l) => l.msg === 'sweep done' && JSON.stringify(l).includes(raised[0]?.id as string)), 'no alert ids in the sweep line')
 })
 

@@ -177,3 +177,30 @@ t.test('a full alert that disagrees with its key\'s minute: the record is read a
   t.same(res.rows, [['e0000001', '2017-01-15 01:00:00', 1, 'record'], ['e0000002', '2017-01-15 02:00:00', 2, null]])
   t.equal(store.requests.get('GetObjectCommand'), 1 + 2 + 1, 'manifest; both objects of the first; the full alert alone of the second')
 })
+
+t.test('a day of more than one LIST page: the first page, then the rest of its hours at once, every record kept', async (t) => {
+  const store = await startBackend(t, 'fauxqs', 'tables-bucket')
+  // Pages of 10 keys; 23 records over hours 0-11, two an hour: the first page ends inside hour 4.
+  const records: Array<[string, string]> = Array.from({ length: 23 }, (_, i) => {
+    const at = DAY1 + Math.floor(i / 2) * H + (i % 2) * 60_000
+    const id = `f${String(i).padStart(7, '0')}`
+    return [webhookKey('', id, at), JSON.stringify({ id, created_at: String(at), severity: '2' })]
+  })
+  await store.putMany(records)
+  const deps = { store, concurrency: 16, listPageSize: 10 }
+  store.reset()
+  t.match(await compactDay(deps, '2017-01-15'), { status: 'written', rows: 23 })
+  t.equal(store.requests.get('ListObjectsV2Command'), 1 + (24 - 4) + 1, 'the first page, hours 4 to 23 (one page each), and the part folder')
+
+  store.reset()
+  const res = await queryAlerts(deps, { startMs: DAY1, endMs: DAY2 }, 'SELECT count(*) AS n, count(DISTINCT id) AS ids FROM alerts')
+  t.same(res.rows, [['23', '23']])
+  t.match(res.load, { compactedDays: 1, staleDays: 0 }, 'the check lists the same keys as compaction did')
+
+  // A late record in the hour the first page ended in, after its last key, and one in hour 23.
+  await store.putRaw(webhookKey('', 'g0000001', DAY1 + 4 * H + 59 * 60_000), JSON.stringify({ id: 'g0000001', created_at: String(DAY1 + 4 * H + 59 * 60_000) }))
+  await store.putRaw(webhookKey('', 'g0000002', DAY1 + 23 * H), JSON.stringify({ id: 'g0000002', created_at: String(DAY1 + 23 * H) }))
+  const late = await queryAlerts(deps, { startMs: DAY1, endMs: DAY2 }, 'SELECT count(*) FROM alerts')
+  t.same(late.rows, [['25']])
+  t.equal(late.load.staleDays, 1)
+})
