@@ -2,10 +2,9 @@
 // one moto per file, and alerts archived the way the service archives them.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { CreateBucketCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { createS3Client, storeOf } from '../../services/s3-client.js'
 import { alertKey, webhookKey } from '../../services/keys.js'
 import { putJson, type Store } from '../../services/storage.js'
-import { MOTO_CREDENTIALS, startMoto, type Moto } from './moto.js'
+import { motoStore, startMoto, type Moto } from './moto.js'
 
 export function keyPair (): { privateKey: KeyObject, publicKey: KeyObject, privatePem: string, publicPem: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
@@ -21,7 +20,7 @@ export interface DigestBucket { store: Store, raw: S3Client, endpoint: string, b
 
 /**
  * One moto for the whole file (started on first use, stopped with `tap`); each call makes a
- * bucket of its own, named `<name>-<n>`, and a store over it that a test's teardown destroys.
+ * bucket of its own, named `<name>-<n>`, and the service's store over it (`motoStore`).
  */
 export function motoBuckets (tap: { teardown: (fn: () => unknown) => void }, name: string): (t: { teardown: (fn: () => unknown) => void }, executable: string) => Promise<DigestBucket> {
   let shared: Promise<Moto> | undefined
@@ -31,20 +30,7 @@ export function motoBuckets (tap: { teardown: (fn: () => unknown) => void }, nam
     const moto = await shared
     const bucket = `${name}-${++runs}`
     await moto.client.send(new CreateBucketCommand({ Bucket: bucket }))
-    const cfg = {
-      bucket,
-      prefix: '',
-      region: 'us-east-1',
-      endpoint: moto.endpoint,
-      credentials: MOTO_CREDENTIALS,
-      timeoutMs: 5000,
-      connectTimeoutMs: 1000,
-      maxSockets: 16,
-      maxAttempts: 1
-    }
-    const s3 = createS3Client(cfg)
-    t.teardown(() => s3.destroy())
-    return { store: storeOf(cfg, s3), raw: moto.client, endpoint: moto.endpoint, bucket }
+    return { store: motoStore(t as never, moto, bucket), raw: moto.client, endpoint: moto.endpoint, bucket }
   }
 }
 
