@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks'
 import { request } from 'undici'
 import { ThreatStackAPIError, ThreatStackRequestError, type ThreatStackError } from '../errors/index.js'
-import { outcomeOf, requestFailed, retryAfterSeconds, type ThreatStackClient } from './threatstack.js'
+import { holdClient, intHeader, outcomeOf, paceWaitMs, requestFailed, retryAfterSeconds, type ThreatStackClient } from './threatstack.js'
 
 export type AlertStatus = 'active' | 'dismissed'
 export const ALERT_STATUSES: readonly AlertStatus[] = ['active', 'dismissed']
@@ -64,13 +64,6 @@ async function sleep (ms: number, signal: AbortSignal | undefined): Promise<void
   })
 }
 
-const header = (value: string | string[] | undefined): string | undefined => Array.isArray(value) ? value[0] : value
-
-function intHeader (value: string | string[] | undefined): number | undefined {
-  const raw = header(value)
-  return raw !== undefined && /^\s*\d{1,10}\s*$/.test(raw) ? Number(raw) : undefined
-}
-
 /** What the API answered, for the log only. */
 class ListAnswer extends Error {
   constructor (statusCode: number, body: string, cause?: unknown) {
@@ -110,7 +103,7 @@ async function fetchPage (client: ThreatStackClient, search: URLSearchParams, si
   } catch (err) {
     parseError = err
   }
-  const upstreamRetryAfterMs = header(headers['retry-after']) === undefined ? undefined : retryAfterSeconds(headers['retry-after']) * 1000
+  const upstreamRetryAfterMs = headers['retry-after'] === undefined ? undefined : retryAfterSeconds(headers['retry-after']) * 1000
   if (statusCode === 429) {
     throw new ThreatStackAPIError(429, { cause: new ListAnswer(statusCode, text), retryAfterSeconds: retryAfterSeconds(headers['retry-after']), upstreamRetryAfterMs })
   }
@@ -135,10 +128,6 @@ async function fetchPage (client: ThreatStackClient, search: URLSearchParams, si
     resetMs: reset === undefined ? undefined : reset * 1000
   }
 }
-
-// When the API may next be asked, per client: the pace outlives one listing (the next hour's,
-// the other status's), since the rate limit counts every request of our key.
-const notBefore = new WeakMap<ThreatStackClient, number>()
 
 function retryable (err: ThreatStackError): boolean {
   const status = err.upstreamStatus
@@ -167,7 +156,8 @@ export async function * listAlerts (client: ThreatStackClient, query: ListQuery,
     const search = new URLSearchParams({ ...base, ...(token !== null && { token }) })
     let page: Page | undefined
     for (let retry = 0; page === undefined; retry++) {
-      await sleep(Math.max(waitMs, (notBefore.get(client) ?? 0) - Date.now()), signal)
+      // The client's pace outlives one listing (the next hour's, the other status's, single alerts).
+      await sleep(Math.max(waitMs, paceWaitMs(client)), signal)
       waitMs = 0
       const t0 = performance.now()
       try {
@@ -182,11 +172,11 @@ export async function * listAlerts (client: ThreatStackClient, query: ListQuery,
         if (asked !== undefined && asked > maxWaitMs) throw err
         client.observer?.retry()
         waitMs = asked ?? backoff
-        if (err.upstreamStatus === 429) notBefore.set(client, Date.now() + waitMs)
+        if (err.upstreamStatus === 429) holdClient(client, Date.now() + waitMs)
       }
     }
     if (page.remaining !== undefined && page.remaining <= slowDownAt) {
-      notBefore.set(client, Date.now() + Math.min(page.resetMs ?? retryAfterDefaultMs, maxWaitMs))
+      holdClient(client, Date.now() + Math.min(page.resetMs ?? retryAfterDefaultMs, maxWaitMs))
     }
     onPage?.({ status: query.status, alerts: page.alerts.length, remaining: page.remaining })
     yield * page.alerts

@@ -99,6 +99,42 @@ class UpstreamAnswer extends Error {
   }
 }
 
+const firstHeader = (value: string | string[] | undefined): string | undefined => Array.isArray(value) ? value[0] : value
+
+/** A header holding a non-negative integer (`x-rate-limit-remaining`, `x-rate-limit-reset`); undefined otherwise. */
+export function intHeader (value: string | string[] | undefined): number | undefined {
+  const raw = firstHeader(value)
+  return raw !== undefined && /^\s*\d{1,10}\s*$/.test(raw) ? Number(raw) : undefined
+}
+
+// When Threat Stack may next be asked, per client. Its rate limit counts every request of our key
+// (list pages and single alerts alike), so every call keeps one pace and honours it.
+const notBefore = new WeakMap<ThreatStackClient, number>()
+/** The longest a rate-limit reset holds the pace back. */
+export const MAX_PACE_MS = 120_000
+
+/** Holds the client's next request back until `untilMs` (the later of two holds wins). */
+export function holdClient (client: ThreatStackClient, untilMs: number): void {
+  if (untilMs > (notBefore.get(client) ?? 0)) notBefore.set(client, untilMs)
+}
+
+/** How long the client's next request must wait (0: it may go now). */
+export function paceWaitMs (client: ThreatStackClient): number {
+  return Math.max(0, (notBefore.get(client) ?? 0) - Date.now())
+}
+
+/**
+ * Follows Threat Stack's rate-limit headers: once `x-rate-limit-remaining` is down to
+ * `slowDownAt`, the next request waits for the window's reset (`x-rate-limit-reset` seconds,
+ * else `defaultMs`), so that the limit is used without provoking a 429.
+ */
+export function followRateLimit (client: ThreatStackClient, headers: Record<string, string | string[] | undefined>, slowDownAt = 1, defaultMs = 5_000): void {
+  const remaining = intHeader(headers['x-rate-limit-remaining'])
+  if (remaining === undefined || remaining > slowDownAt) return
+  const reset = intHeader(headers['x-rate-limit-reset'])
+  holdClient(client, Date.now() + Math.min(reset === undefined ? defaultMs : reset * 1000, MAX_PACE_MS))
+}
+
 /**
  * One GET of a JSON object.
  * @throws ThreatStackRequestError when the call did not complete or the answer is not a JSON object
@@ -118,6 +154,7 @@ async function attempt (client: ThreatStackClient, path: string, timeoutMs: numb
     })
     statusCode = res.statusCode
     headers = res.headers
+    followRateLimit(client, headers)
     text = await res.body.text()
   } catch (err) {
     throw requestFailed(err)
@@ -199,6 +236,15 @@ export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
 export async function getObject (client: ThreatStackClient, path: string, policy: RetryPolicy = client.retry, signal?: AbortSignal): Promise<Record<string, unknown>> {
   const started = Date.now()
   for (let retry = 0; ; retry++) {
+    // The pace first: a request sent while the rate limit is spent would only be a 429.
+    const pace = paceWaitMs(client)
+    if (pace > 0) {
+      // Waiting past the budget would answer the sender too late anyway: fail now, it will retry.
+      if (Date.now() - started + pace >= policy.budgetMs) {
+        throw new ThreatStackAPIError(429, { cause: new Error(`rate limit spent: the next request may go in ${pace} ms`), retryAfterSeconds: Math.ceil(pace / 1000), upstreamRetryAfterMs: pace })
+      }
+      await sleep(pace, signal)
+    }
     const remaining = policy.budgetMs - (Date.now() - started)
     const t0 = performance.now()
     try {
@@ -211,6 +257,7 @@ export async function getObject (client: ThreatStackClient, path: string, policy
       if (retry >= policy.retries || !retryable(error)) throw error
       const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** retry)
       const delay = error.upstreamRetryAfterMs ?? backoff
+      if (error.upstreamStatus === 429) holdClient(client, Date.now() + Math.min(delay, MAX_PACE_MS))
       // Waiting past the budget would answer the sender too late anyway: fail now, it will retry.
       if (Date.now() - started + delay >= policy.budgetMs) throw error
       client.observer?.retry()

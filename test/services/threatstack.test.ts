@@ -432,3 +432,26 @@ t.test('retries: connection failures, 5xx and 429, with backoff, within the budg
     t.equal(sim.requests.length, 1)
   })
 })
+
+t.test('single alerts keep to the rate limit: the client pauses at the last request of a window, never provoking a 429', async (t) => {
+  const sim = await simulator(t, { userId: SECRETS.userId, organizationId: SECRETS.organizationId })
+  const c = client(t, sim, { retry: { retries: 3, baseDelayMs: 10, maxDelayMs: 100, budgetMs: 20_000 } })
+  sim.setRateLimit({ limit: 3, windowMs: 1000 })
+  for (let i = 0; i < 8; i++) {
+    const id = `${ID.slice(0, 20)}${String(i).padStart(4, '0')}`
+    t.equal((await fetchAlert(c, id)).id, id)
+  }
+  t.equal(sim.requests.length, 8, 'one request per alert')
+  t.equal(sim.requests.filter((r) => r.rateLimited === true).length, 0, 'never answered 429')
+})
+
+t.test('a pause longer than the budget ends the call at once, as a 503 for the sender to retry', async (t) => {
+  const sim = await simulator(t, { userId: SECRETS.userId, organizationId: SECRETS.organizationId })
+  const c = client(t, sim, { retry: { retries: 3, baseDelayMs: 10, maxDelayMs: 100, budgetMs: 500 } })
+  // A window of 5 s: once its requests are spent, the next may go only after the reset.
+  sim.setRateLimit({ limit: 1, windowMs: 5000 })
+  await fetchAlert(c, ID)
+  const err = await rejection(t, fetchAlert(c, ID), ThreatStackAPIError)
+  t.equal(err.statusCode, 503)
+  t.equal(sim.requests.length, 1, 'the second request is never sent')
+})
