@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks'
 import { request } from 'undici'
 import { ThreatStackAPIError, ThreatStackRequestError, type ThreatStackError } from '../errors/index.js'
-import { holdClient, intHeader, outcomeOf, paceWaitMs, requestFailed, retryAfterSeconds, type ThreatStackClient } from './threatstack.js'
+import { holdClient, intHeader, outcomeOf, paceWaitMs, requestFailed, retryAfterSeconds, sleep, type ThreatStackClient } from './threatstack.js'
 
 export type AlertStatus = 'active' | 'dismissed'
 export const ALERT_STATUSES: readonly AlertStatus[] = ['active', 'dismissed']
@@ -46,22 +46,6 @@ interface Page {
   token: string | null
   remaining: number | undefined
   resetMs: number | undefined
-}
-
-async function sleep (ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (ms <= 0) return
-  signal?.throwIfAborted()
-  await new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer)
-      reject(signal?.reason)
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
 }
 
 /** What the API answered, for the log only. */

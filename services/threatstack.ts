@@ -211,11 +211,9 @@ function isSizeCap (err: unknown): boolean {
 
 /** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
 export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted()
+  if (ms <= 0) return
   await new Promise<void>((resolve, reject) => {
-    if (signal?.aborted === true) {
-      reject(signal.reason)
-      return
-    }
     const onAbort = (): void => {
       clearTimeout(timer)
       reject(signal?.reason)
