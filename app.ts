@@ -1,6 +1,7 @@
 // The application plugin: decorates the config, then registers plugins and routes in boot order.
-// server.ts, the dev entry (dev/server.ts) and the tests pass a Config; `fastify start app.ts`
-// passes none, and the config is then read from the environment like server.ts does.
+// Its options require a Config: server.ts, the dev entry (dev/server.ts), the CLIs' and benches'
+// servers and the tests pass one. Only `fastify start app.ts`, which registers a plugin with no
+// options at all, comes without: the config is then read from the environment as server.ts does.
 import fp from 'fastify-plugin'
 import sensible from '@fastify/sensible'
 import { randomUUID } from 'node:crypto'
@@ -126,9 +127,9 @@ export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   }
 }
 
-async function app (fastify: FastifyInstance, opts: Partial<AppOptions>): Promise<void> {
+async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   // fastify-cli registers the plugin with no options; a bad environment then throws ConfigError.
-  const config = opts.config ?? loadConfig(readEnv())
+  const config = (opts as Partial<AppOptions>).config ?? loadConfig(readEnv())
   fastify.decorate('config', config)
   await fastify.register(sensible)
   await fastify.register(errorsPlugin)

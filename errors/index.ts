@@ -69,8 +69,13 @@ export interface ErrorClass {
 export const MAX_DETAILS = 20
 export const MAX_DETAIL_LENGTH = 200
 
-export function boundedDetails (details: string[]): string[] {
+function boundedDetails (details: string[]): string[] {
   return details.slice(0, MAX_DETAILS).map((d) => d.slice(0, MAX_DETAIL_LENGTH))
+}
+
+/** The details of a schema check (Fastify's, or TypeBox's): `<path> <rule>` per issue, bounded. */
+export function schemaDetails (issues: ReadonlyArray<{ path?: string | undefined, message?: string | undefined }>): string[] {
+  return boundedDetails(issues.map((i) => `${i.path === undefined || i.path === '' ? '/' : i.path} ${i.message ?? 'is invalid'}`))
 }
 
 // 4xx: the caller's input
@@ -287,7 +292,7 @@ export class ServiceUnavailableError extends ServiceError {
 
   static override readonly everyRoute = true
 
-  constructor (message: string, options: ServiceErrorOptions & { retryAfterSeconds?: number } = {}) {
+  constructor (message: string | undefined, options: ServiceErrorOptions & { retryAfterSeconds?: number } = {}) {
     super(message, { ...options, retryAfterSeconds: options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS })
   }
 }

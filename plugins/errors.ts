@@ -8,8 +8,8 @@ import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify'
 import {
-  AuthenticationError, boundedDetails, DateParseError, PayloadTooLargeError, RequestTimeoutError, RequestValidationError,
-  RouteNotFoundError, ServiceError, UnexpectedException, UnsupportedMediaTypeError, WebhookDataError
+  AuthenticationError, DateParseError, PayloadTooLargeError, RequestTimeoutError, RequestValidationError,
+  RouteNotFoundError, schemaDetails, ServiceError, UnexpectedException, UnsupportedMediaTypeError, WebhookDataError
 } from '../errors/index.js'
 import { ErrorEnvelopeSchema, type ErrorEnvelope, type ErrorType } from '../schemas/envelope.js'
 
@@ -20,7 +20,7 @@ function isFastifyError (err: unknown): err is FastifyError & { validation?: Val
 }
 
 function validationDetails (issues: ValidationIssue[]): string[] {
-  return boundedDetails(issues.map((v) => `${v.instancePath === undefined || v.instancePath === '' ? '/' : v.instancePath} ${v.message ?? 'is invalid'}`))
+  return schemaDetails(issues.map((v) => ({ path: v.instancePath, message: v.message })))
 }
 
 /** Maps anything thrown anywhere to one of our errors. */
@@ -31,18 +31,18 @@ export function toServiceError (err: unknown): ServiceError {
   if (!isFastifyError(err)) return new UnexpectedException({ cause: err })
   if (err.validation !== undefined) {
     const details = validationDetails(err.validation)
-    if (err.validationContext === 'body') return new WebhookDataError('Webhook body is invalid', { cause: err, details })
+    if (err.validationContext === 'body') return new WebhookDataError(undefined, { cause: err, details })
     const aboutDates = err.validationContext === 'querystring' &&
       err.validation.every((v) => v.instancePath === '/start' || v.instancePath === '/end')
     return aboutDates
       ? new DateParseError('start and end are required: RFC 3339 date-times with offset, or dates', { cause: err, details })
-      : new RequestValidationError('Request parameters are invalid', { cause: err, details })
+      : new RequestValidationError(undefined, { cause: err, details })
   }
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new PayloadTooLargeError('Request body is too large', { cause: err })
+      return new PayloadTooLargeError(undefined, { cause: err })
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new UnsupportedMediaTypeError('Content type must be application/json or text/plain', { cause: err })
+      return new UnsupportedMediaTypeError(undefined, { cause: err })
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new WebhookDataError('Webhook body is empty', { cause: err })
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

@@ -20,7 +20,7 @@ async function readText (raw: IncomingMessage, max: number): Promise<string> {
   let size = 0
   for await (const chunk of raw) {
     size += (chunk as Buffer).length
-    if (size > max) throw new PayloadTooLargeError('Request body is too large')
+    if (size > max) throw new PayloadTooLargeError(undefined)
     chunks.push(chunk as Buffer)
   }
   return Buffer.concat(chunks).toString('utf8')

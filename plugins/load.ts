@@ -33,7 +33,7 @@ export default fp(async function loadPlugin (app) {
   const { bodyTimeoutMs } = app.config.server
   const shed = (why: string): ServiceUnavailableError => {
     app.metrics.shed.inc()
-    return new ServiceUnavailableError('The service is overloaded; retry later', { retryAfterSeconds, cause: new Error(why) })
+    return new ServiceUnavailableError(undefined, { retryAfterSeconds, cause: new Error(why) })
   }
 
   await app.register(underPressure, {

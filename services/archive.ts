@@ -30,7 +30,7 @@ export function assertArchivable (alerts: Alert[]): void {
     if (typeof alert.id !== 'string' || !ALERT_ID.test(alert.id)) return [`id of alert ${i} must be 4 to 128 characters of A-Z, a-z, 0-9, _ and -`]
     return Number.isNaN(createdAtMs(alert)) ? [`created_at of alert ${alert.id} must be milliseconds within the years 1970 to 9999`] : []
   })
-  if (details.length > 0) throw new WebhookDataError('Webhook body is invalid', { details })
+  if (details.length > 0) throw new WebhookDataError(undefined, { details })
 }
 
 /**

@@ -105,7 +105,7 @@ export function parseRange (start: string, end: string): TimeRange {
   if (startMs === undefined) throw new DateParseError('start is not an RFC 3339 date-time (with offset) or a date', { details: ['/start must be like 2017-01-15T23:10:00Z or 2017-01-15'] })
   const endMs = parseInstant(end)
   if (endMs === undefined) throw new DateParseError('end is not an RFC 3339 date-time (with offset) or a date', { details: ['/end must be like 2017-01-15T23:10:00Z or 2017-01-15'] })
-  if (startMs >= endMs) throw new DateParseError('start must be before end')
+  if (startMs >= endMs) throw new DateParseError(undefined)
   return { startMs, endMs }
 }
 

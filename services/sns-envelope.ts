@@ -1,7 +1,7 @@
 // The SNS envelope: its schema by type, the text SNS signs, and the webhook body in a Notification.
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import sjson from 'secure-json-parse'
-import { boundedDetails, SNSMessageInvalidError, WebhookDataError } from '../errors/index.js'
+import { schemaDetails, SNSMessageInvalidError, WebhookDataError } from '../errors/index.js'
 import { exceedsJsonDepth } from '../schemas/json.js'
 import {
   SNSConfirmationSchema, SNSNotificationSchema, SNS_MESSAGE_TYPES,
@@ -48,12 +48,11 @@ export function parseSNSMessage (client: { readonly enabled: boolean }, body: un
   }
   if (!isObject(body)) throw new SNSMessageInvalidError('SNS message must be a JSON object')
   if (body.Type !== headerType) {
-    throw new SNSMessageInvalidError('SNS message is malformed', { details: ['/Type must be the x-amz-sns-message-type header'] })
+    throw new SNSMessageInvalidError(undefined, { details: ['/Type must be the x-amz-sns-message-type header'] })
   }
   const check = (headerType as SNSMessageType) === 'Notification' ? checkNotification : checkConfirmation
   if (!check.Check(body)) {
-    const details = boundedDetails([...check.Errors(body)].map((e) => `${e.path === '' ? '/' : e.path} ${e.message}`))
-    throw new SNSMessageInvalidError('SNS message is malformed', { details })
+    throw new SNSMessageInvalidError(undefined, { details: schemaDetails([...check.Errors(body)]) })
   }
   return body
 }

@@ -24,7 +24,7 @@ export async function verifySNSMessage (client: SNSConnection, message: SNSMessa
     valid = verify(message.SignatureVersion === '1' ? 'sha1' : 'sha256', Buffer.from(stringToSign(message), 'utf8'),
       key, Buffer.from(message.Signature, 'base64'))
   } catch (err) {
-    throw new SNSSignatureError('SNS message signature is invalid', { cause: err })
+    throw new SNSSignatureError(undefined, { cause: err })
   }
-  if (!valid) throw new SNSSignatureError('SNS message signature is invalid')
+  if (!valid) throw new SNSSignatureError(undefined)
 }

@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks'
 import { request } from 'undici'
 import { ThreatStackAPIError, ThreatStackRequestError, type ThreatStackError } from '../errors/index.js'
-import { holdClient, intHeader, outcomeOf, paceWaitMs, requestFailed, retryAfterSeconds, sleep, type ThreatStackClient } from './threatstack.js'
+import { holdClient, intHeader, outcomeOf, paceWaitMs, readAnswer, requestFailed, sleep, UpstreamAnswer, type ThreatStackClient } from './threatstack.js'
 
 export type AlertStatus = 'active' | 'dismissed'
 export const ALERT_STATUSES: readonly AlertStatus[] = ['active', 'dismissed']
@@ -48,13 +48,8 @@ interface Page {
   resetMs: number | undefined
 }
 
-/** What the API answered, for the log only. */
-class ListAnswer extends Error {
-  constructor (statusCode: number, body: string, cause?: unknown) {
-    super(`GET /alerts (list) answered ${statusCode}: ${body.slice(0, 200)}`, { cause })
-    this.name = 'ListAnswer'
-  }
-}
+/** How the log names a list call (its query holds only the range, status and page token). */
+const LIST_PATH = '/alerts (list)'
 
 /**
  * One page. @throws ThreatStackRequestError (no answer, or not a list page) |
@@ -80,22 +75,7 @@ async function fetchPage (client: ThreatStackClient, search: URLSearchParams, si
     signal?.throwIfAborted()
     throw requestFailed(err)
   }
-  let json: unknown
-  let parseError: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (err) {
-    parseError = err
-  }
-  const upstreamRetryAfterMs = headers['retry-after'] === undefined ? undefined : retryAfterSeconds(headers['retry-after']) * 1000
-  if (statusCode === 429) {
-    throw new ThreatStackAPIError(429, { cause: new ListAnswer(statusCode, text), retryAfterSeconds: retryAfterSeconds(headers['retry-after']), upstreamRetryAfterMs })
-  }
-  if (statusCode < 200 || statusCode >= 300) {
-    throw json === undefined
-      ? new ThreatStackRequestError({ upstreamStatus: statusCode, cause: new ListAnswer(statusCode, text, parseError), upstreamRetryAfterMs })
-      : new ThreatStackAPIError(statusCode, { cause: new ListAnswer(statusCode, text), upstreamRetryAfterMs })
-  }
+  const json = readAnswer('GET', LIST_PATH, statusCode, headers, text)
   const body = json as { alerts?: unknown, token?: unknown } | undefined
   const alerts = body?.alerts
   const token = body?.token ?? null
@@ -103,7 +83,7 @@ async function fetchPage (client: ThreatStackClient, search: URLSearchParams, si
     alerts.every((a) => typeof a === 'object' && a !== null && !Array.isArray(a) && typeof (a as { id?: unknown }).id === 'string') &&
     (token === null || (typeof token === 'string' && token !== ''))
   // A 200 that is not a list page is the path to Threat Stack failing, as a non-JSON answer is.
-  if (!valid) throw new ThreatStackRequestError({ upstreamStatus: statusCode, cause: new ListAnswer(statusCode, text, parseError) })
+  if (!valid) throw new ThreatStackRequestError({ upstreamStatus: statusCode, cause: new UpstreamAnswer('GET', LIST_PATH, statusCode, headers['content-type'], text) })
   const reset = intHeader(headers['x-rate-limit-reset'])
   return {
     alerts: alerts as Array<Record<string, unknown>>,

@@ -92,7 +92,7 @@ export function retryAfterSeconds (value: string | string[] | undefined, now = D
 }
 
 /** What Threat Stack answered, for the log: never sent to a client. */
-class UpstreamAnswer extends Error {
+export class UpstreamAnswer extends Error {
   constructor (method: string, path: string, statusCode: number, contentType: unknown, body: string, cause?: unknown) {
     super(`${method} ${path} answered ${statusCode} (${String(contentType ?? 'no content-type')}): ${body.slice(0, 200)}`, { cause })
     this.name = 'UpstreamAnswer'
@@ -160,6 +160,21 @@ async function attempt (client: ThreatStackClient, path: string, timeoutMs: numb
     throw requestFailed(err)
   }
 
+  const json = readAnswer('GET', path, statusCode, headers, text)
+  if (isJsonObject(json)) return json
+  throw new ThreatStackRequestError({ upstreamStatus: statusCode, cause: new UpstreamAnswer('GET', path, statusCode, headers['content-type'], text) })
+}
+
+const isJsonObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/**
+ * What a Threat Stack answer says: its JSON when the status is 2xx, `undefined` when a 2xx is
+ * not JSON (the caller says what it expected); otherwise the error it is. Every call to the
+ * API (one alert, a list page) reads its answer here.
+ * @throws ThreatStackAPIError for a JSON error (429: with the wait Threat Stack asked for);
+ *   ThreatStackRequestError for any other non-2xx (a balancer's HTML page)
+ */
+export function readAnswer (method: string, path: string, statusCode: number, headers: Record<string, string | string[] | undefined>, text: string): unknown {
   // Whatever goes wrong reading the answer is Threat Stack's: an answer nested too deeply is
   // refused here, like a webhook body, because storing it would exhaust the stack later.
   let json: unknown
@@ -170,12 +185,11 @@ async function attempt (client: ThreatStackClient, path: string, timeoutMs: numb
   } catch (err) {
     parseError = err
   }
-  const isObject = typeof json === 'object' && json !== null && !Array.isArray(json)
-  const answer = (): UpstreamAnswer => new UpstreamAnswer('GET', path, statusCode, headers['content-type'], text, parseError)
+  const answer = (): UpstreamAnswer => new UpstreamAnswer(method, path, statusCode, headers['content-type'], text, parseError)
 
   if (statusCode >= 200 && statusCode < 300) {
-    if (isObject) return json as Record<string, unknown>
-    throw new ThreatStackRequestError({ upstreamStatus: statusCode, cause: answer() })
+    if (json === undefined) throw new ThreatStackRequestError({ upstreamStatus: statusCode, cause: answer() })
+    return json
   }
   const upstreamRetryAfterMs = headers['retry-after'] === undefined ? undefined : retryAfterSeconds(headers['retry-after']) * 1000
   if (statusCode === 429) {

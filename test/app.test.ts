@@ -3,6 +3,9 @@ import t from 'tap'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request, type Dispatcher } from 'undici'
+import Fastify from 'fastify'
+import app from '../app.js'
+import { ConfigError } from '../config.js'
 import { BEARER, build } from './helpers/build.js'
 
 const incoming = (logs: Array<Record<string, unknown>>): Array<{ remoteAddress?: string }> =>
@@ -20,6 +23,23 @@ t.test('the client address: the socket peer, or X-Forwarded-For behind a trusted
   const cidr = await build(t, { env: { TRUST_PROXY: '127.0.0.0/8' } })
   await cidr.app.inject({ method: 'GET', url: '/health', headers: { 'x-forwarded-for': '198.51.100.2' } })
   t.equal(incoming(cidr.logs).at(-1)?.remoteAddress, '198.51.100.2', 'a trusted proxy range')
+})
+
+t.test('the app requires a Config; registered without options (fastify start) it reads the environment', async (t) => {
+  const saved = { bucket: process.env.TS_AWS_S3_BUCKET, key: process.env.THREATSTACK_API_KEY }
+  delete process.env.TS_AWS_S3_BUCKET
+  delete process.env.THREATSTACK_API_KEY
+  t.teardown(() => {
+    if (saved.bucket !== undefined) process.env.TS_AWS_S3_BUCKET = saved.bucket
+    if (saved.key !== undefined) process.env.THREATSTACK_API_KEY = saved.key
+  })
+  const server = Fastify({ logger: false })
+  t.teardown(async () => server.close())
+  // @ts-expect-error the options must hold a Config: only fastify-cli registers the app without one
+  const registered = server.register(app, {})
+  const err = await registered.ready().then(() => undefined, (e: unknown) => e)
+  t.type(err, ConfigError, 'no Config given: the environment is read, and this one lacks the required variables')
+  t.match((err as ConfigError).problems, [{ variable: 'TS_AWS_S3_BUCKET', rule: 'is required' }])
 })
 
 t.test('keep-alive outlives the balancer; requests have a deadline', async (t) => {

@@ -231,3 +231,62 @@ t.test("the README's table of variables is the config table", async (t) => {
   t.equal(readme.slice(start, end).replace('<!-- env-table:start -->', '').trim(), envTable(), 'regenerate it with `npm run --silent docs:env`')
   for (const name of Object.keys(VARIABLES)) t.match(readme, `\`${name}\``)
 })
+
+// Values other than the default for the rows whose type alone does not give one (strings, lists),
+// with the variables each needs beside it.
+const SAMPLES: Record<string, Record<string, string>> = {
+  HOST: { HOST: '127.0.0.1' },
+  TS_AWS_S3_BUCKET: { TS_AWS_S3_BUCKET: 'other-bucket' },
+  TS_AWS_S3_PREFIX: { TS_AWS_S3_PREFIX: 'archive' },
+  AWS_REGION: { AWS_REGION: 'eu-west-1' },
+  AWS_ENDPOINT_URL_S3: { AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000' },
+  AWS_ACCESS_KEY_ID: { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret' },
+  AWS_SECRET_ACCESS_KEY: { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret' },
+  AWS_SESSION_TOKEN: { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_SESSION_TOKEN: 'session' },
+  THREATSTACK_API_KEY: { THREATSTACK_API_KEY: 'another-api-key' },
+  THREATSTACK_USER_ID: { THREATSTACK_USER_ID: 'user', THREATSTACK_ORGANIZATION_ID: 'org' },
+  THREATSTACK_ORGANIZATION_ID: { THREATSTACK_USER_ID: 'user', THREATSTACK_ORGANIZATION_ID: 'org' },
+  THREATSTACK_BASE_URL: { THREATSTACK_BASE_URL: 'http://127.0.0.1:8080/v2' },
+  INGEST_TOKENS: { INGEST_TOKENS: 'ingest-token-other-0001' },
+  READ_TOKENS: { READ_TOKENS: 'read-token-other-00001' },
+  TS_DEBUG: { TS_DEBUG: '1' },
+  SNS_TOPIC_ARNS: { SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:alerts' },
+  SNS_CERTS_DIR: { SNS_CERTS_DIR: '/etc/sns-certs' },
+  TRUST_PROXY: { TRUST_PROXY: '1' },
+  S3_SSE_KMS_KEY_ID: { S3_SSE: 'aws:kms', S3_SSE_KMS_KEY_ID: 'alias/archive' },
+  S3_STORAGE_CLASS: { S3_STORAGE_CLASS: 'STANDARD_IA' },
+  S3_OBJECT_TAGS: { S3_OBJECT_TAGS: 'app=archive' },
+  S3_OBJECT_LOCK_MODE: { S3_OBJECT_LOCK_MODE: 'GOVERNANCE', S3_OBJECT_LOCK_DAYS: '30' },
+  S3_OBJECT_LOCK_DAYS: { S3_OBJECT_LOCK_MODE: 'GOVERNANCE', S3_OBJECT_LOCK_DAYS: '30' },
+  DIGEST_SIGNING_KEY_FILE: { DIGEST_SIGNING_KEY_FILE: '/etc/digest.pem' },
+  DIGEST_KMS_KEY_ID: { DIGEST_KMS_KEY_ID: 'alias/digests' }
+}
+
+/** A valid value other than the row's default, from its type: another number, the other boolean, another literal. */
+function otherValue (schema: Record<string, unknown>): string | undefined {
+  const def = schema.default
+  if (schema.type === 'integer') {
+    const max = typeof schema.maximum === 'number' ? schema.maximum : Number.MAX_SAFE_INTEGER
+    const min = typeof schema.minimum === 'number' ? schema.minimum : 0
+    return String(typeof def !== 'number' ? min : def + 1 <= max ? def + 1 : def - 1)
+  }
+  if (schema.type === 'number') return String(def === 0.5 ? 0.25 : 0.5)
+  if (schema.type === 'boolean') return String(def !== true)
+  const literals = (schema.anyOf as Array<{ const?: unknown }> | undefined)?.map((m) => m.const)
+  if (literals?.every((l) => typeof l === 'string') === true) return (literals as string[]).find((l) => l !== def)
+  return undefined
+}
+
+t.test('every row of the table is read into its section of Config: no variable is silently ignored', async (t) => {
+  const before = loadConfig(base) as unknown as Record<string, unknown>
+  for (const [name, variable] of Object.entries(VARIABLES)) {
+    const other = otherValue(variable.schema as unknown as Record<string, unknown>)
+    const env = SAMPLES[name] ?? (other === undefined ? undefined : { [name]: other })
+    if (env === undefined) {
+      t.fail(`${name}: give it a sample value in SAMPLES`)
+      continue
+    }
+    const after = loadConfig({ ...base, ...env }) as unknown as Record<string, unknown>
+    t.notSame(after[variable.section], before[variable.section], `${name} changes config.${variable.section}`)
+  }
+})

@@ -150,3 +150,23 @@ t.test('ServiceUnavailableError: 503 and always a retry-after', async (t) => {
   t.equal(err.retryAfterSeconds, DEFAULT_RETRY_AFTER_SECONDS)
   t.equal(new ServiceUnavailableError('shutting down', { retryAfterSeconds: 30 }).retryAfterSeconds, 30)
 })
+
+t.test('a catalogued message is written once, in its class: no source passes a class the message it sends by default', async (t) => {
+  const { readdir, readFile } = await import('node:fs/promises')
+  const { ERROR_CLASSES } = await import('../schemas/envelope.js')
+  const root = new URL('..', import.meta.url)
+  const files = (await readdir(root, { recursive: true }))
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !/^(node_modules|test|client)\//.test(f) && !f.includes('/node_modules/'))
+  t.ok(files.length > 40, `${files.length} source files read`)
+  const repeated: string[] = []
+  for (const file of files) {
+    const text = await readFile(new URL(file, root), 'utf8')
+    for (const c of ERROR_CLASSES) {
+      const usual = c.cases[0]?.message
+      if (usual === undefined) continue
+      for (const quote of ["'", '"', '`']) if (text.includes(`new ${c.name}(${quote}${usual}${quote}`)) repeated.push(`${file}: ${c.name}`)
+    }
+  }
+  t.same(repeated, [], 'pass undefined: the class carries its message')
+  t.equal(new PayloadTooLargeError(undefined).message, 'Request body is too large', 'undefined is the catalogued message')
+})

@@ -120,3 +120,15 @@ t.test('GET /alerts/<id> serves a raised alert; knownOnly makes other ids 404', 
   threatstack.knownOnly(true)
   await t.rejects(fetchAlert(client, 'abcdef012345'), { name: 'ThreatStackAPIError', upstreamStatus: 404 })
 })
+
+t.test('a list page is read as an alert is: one nested too deeply is Threat Stack failing, not alerts to archive', async (t) => {
+  const { client, threatstack } = await setup(t)
+  const deep = JSON.parse(`${'['.repeat(40)}${']'.repeat(40)}`) as unknown
+  threatstack.raiseAlert({ id: 'deep00000001', createdAt: HOUR + 1000, title: deep })
+  const err = await all(client, { fromMs: HOUR, untilMs: HOUR + 3_600_000, status: 'active' }, { ...fast, retries: 0 }).catch((e: unknown) => e)
+  t.type(err, ThreatStackRequestError)
+  t.match(err, { statusCode: 502, upstreamStatus: 200 })
+  t.match(String(((err as Error).cause as Error | undefined)?.message), /^GET \/alerts \(list\) answered 200 \(application\/json[^)]*\): /, 'the answer, for the log')
+  t.match(String((((err as Error).cause as Error | undefined)?.cause as Error | undefined)?.message), /nested deeper than 32 levels/)
+  assertNoLeak(t, (err as Error).message)
+})
