@@ -2,7 +2,7 @@
 import Fastify from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import app, { serverOptions } from './app.js'
-import { ConfigError, loadConfig, readEnv, type Config } from './config.js'
+import { cannotListen, ConfigError, loadConfig, readEnv, type Config } from './config.js'
 
 let config: Config
 try {
@@ -23,4 +23,13 @@ closeWithGrace({ delay: config.server.shutdownGraceMs }, async ({ signal, err })
   await server.close()
 })
 
-await server.listen({ port: config.server.port, host: config.server.host })
+try {
+  await server.listen({ port: config.server.port, host: config.server.host })
+} catch (err) {
+  const line = cannotListen(err, config.server)
+  if (line === undefined) throw err
+  // Like a bad variable: one line naming the port, exit 1, and nothing left open.
+  await server.close().catch(() => {})
+  process.stderr.write(`${line}\n`)
+  process.exit(1)
+}

@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import type { AddressInfo } from 'node:net'
 import app, { loggerOptions, serverOptions } from '../app.js'
-import { ConfigError, readEnv } from '../config.js'
+import { cannotListen, ConfigError, readEnv } from '../config.js'
 import { startLocalDependencies, type LocalDependencies } from './local.js'
 
 /** The message dev/watch.ts stops on. */
@@ -50,9 +50,10 @@ closeWithGrace({ delay: config.server.shutdownGraceMs }, async ({ err }) => {
 try {
   await server.listen({ port: config.server.port, host: config.server.host })
 } catch (err) {
-  if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || (err as NodeJS.ErrnoException).code === 'EACCES') {
+  const line = cannotListen(err, config.server)
+  if (line !== undefined) {
     await server.close().catch(() => {})
-    await fatal(`Cannot listen: port ${config.server.port} on ${config.server.host} is ${(err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'already in use' : 'not allowed'} (set PORT to another port)`)
+    await fatal(line)
   }
   throw err
 }
