@@ -74,6 +74,10 @@ t.test('the simulated sender\'s period is checked like any variable; with a conf
   const err = await startLocalDependencies(log, { DEV_SENDER_INTERVAL_S: 'soon' }, dir).catch((e: unknown) => e)
   t.type(err, ConfigError)
   t.equal((err as ConfigError).variable, 'DEV_SENDER_INTERVAL_S')
+  // With the service's own variables wrong too: all of them in one go, not one per restart.
+  const several = await startLocalDependencies(log, { DEV_SENDER_INTERVAL_S: 'soon', PORT: 'eighty', TRUST_PROXY: 'maybe' }, dir).catch((e: unknown) => e)
+  t.type(several, ConfigError)
+  t.same((several as ConfigError).problems.map((p) => p.variable), ['PORT', 'TRUST_PROXY', 'DEV_SENDER_INTERVAL_S'], 'every invalid variable at once')
 
   const { log: log2, lines } = capture()
   const local = await startLocalDependencies(log2, {
