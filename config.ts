@@ -158,8 +158,8 @@ export class ConfigError extends Error {
   /** The first variable named. */
   readonly variable: string
   readonly problems: ReadonlyArray<{ variable: string, rule: string }>
-  constructor (problems: Array<{ variable: string, rule: string }>) {
-    super(problems.map((p) => `Invalid configuration: ${p.variable} ${p.rule}`).join('\n'))
+  constructor (problems: Array<{ variable: string, rule: string }>, options?: ErrorOptions) {
+    super(problems.map((p) => `Invalid configuration: ${p.variable} ${p.rule}`).join('\n'), options)
     this.name = 'ConfigError'
     this.problems = problems
     this.variable = problems[0]?.variable ?? ''

@@ -37,7 +37,20 @@ const server = Fastify({
 // The simulated sender stops first, so that its last batch is answered by a server still open.
 server.addHook('preClose', async () => local.stopSender())
 server.addHook('onClose', async () => local.close())
-await server.register(app, { config })
+
+/** A variable found bad as the app starts (a key file that cannot be read), or a busy port: fatal. */
+async function startFailed (err: unknown): Promise<never> {
+  const line = err instanceof ConfigError ? err.message : cannotListen(err, config.server)
+  if (line === undefined) throw err
+  await server.close().catch(() => {})
+  return await fatal(line)
+}
+
+try {
+  await server.register(app, { config })
+} catch (err) {
+  await startFailed(err)
+}
 
 // The watcher gone (even killed), the server goes too.
 process.on('disconnect', () => { server.close().finally(() => process.exit(0)) })
@@ -47,14 +60,5 @@ closeWithGrace({ delay: config.server.shutdownGraceMs }, async ({ err }) => {
   await server.close()
 })
 
-try {
-  await server.listen({ port: config.server.port, host: config.server.host })
-} catch (err) {
-  const line = cannotListen(err, config.server)
-  if (line !== undefined) {
-    await server.close().catch(() => {})
-    await fatal(line)
-  }
-  throw err
-}
+await server.listen({ port: config.server.port, host: config.server.host }).catch(startFailed)
 local.announce(server.addresses().filter((a): a is AddressInfo => typeof a !== 'string'))

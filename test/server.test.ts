@@ -26,6 +26,16 @@ t.test('a missing or malformed variable stops the process with one line naming i
   t.same(several.stderr().trim().split('\n').map((line) => line.split(' ')[2]), ['PORT', 'TRUST_PROXY', 'S3_MAX_SOCKETS'], 'every invalid variable, one line each, no stack')
 })
 
+t.test('a signing key file that cannot be read stops the process with one line naming its variable, exit 1, no stack', async (t) => {
+  const { env } = await startUpstreams(t)
+  const port = await freePort()
+  const unreadable = await startServer({ ...env, PORT: String(port), HOST: '127.0.0.1', SWEEP_INTERVAL_S: '60', DIGEST_SIGNING_KEY_FILE: '/nonexistent/digest-key.pem' }, { waitForListen: false })
+  t.equal(await unreadable.exited, 1)
+  t.equal(unreadable.stderr().trim(), 'Invalid configuration: DIGEST_SIGNING_KEY_FILE must name a readable Ed25519 private key (PEM)')
+  t.notMatch(unreadable.stdout() + unreadable.stderr(), /\bat .*:\d+:\d+/, 'no stack')
+  t.notMatch(unreadable.stdout() + unreadable.stderr(), 'nonexistent', 'nor the value')
+})
+
 t.test('a busy port stops the process with one line naming the port, exit 1, no stack', async (t) => {
   const taken = createServer()
   taken.listen(0, '127.0.0.1')
