@@ -158,12 +158,22 @@ export class ConfigError extends Error {
   /** The first variable named. */
   readonly variable: string
   readonly problems: ReadonlyArray<{ variable: string, rule: string }>
-  constructor (problems: Array<{ variable: string, rule: string }>) {
-    super(problems.map((p) => `Invalid configuration: ${p.variable} ${p.rule}`).join('\n'))
+  constructor (problems: Array<{ variable: string, rule: string }>, options?: ErrorOptions) {
+    super(problems.map((p) => `Invalid configuration: ${p.variable} ${p.rule}`).join('\n'), options)
     this.name = 'ConfigError'
     this.problems = problems
     this.variable = problems[0]?.variable ?? ''
   }
+}
+
+/**
+ * The one line an entry point prints when it cannot listen where it was told to (a busy or a
+ * forbidden port: a mistake in PORT or HOST, not a fault of ours), or undefined for any other failure.
+ */
+export function cannotListen (err: unknown, server: { host: string, port: number }): string | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  if (code !== 'EADDRINUSE' && code !== 'EACCES') return undefined
+  return `Cannot listen: port ${server.port} on ${server.host} is ${code === 'EADDRINUSE' ? 'already in use' : 'not allowed'} (set PORT to another port)`
 }
 
 /** The process environment: the one place it is read. */

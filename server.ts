@@ -2,7 +2,7 @@
 import Fastify from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import app, { serverOptions } from './app.js'
-import { ConfigError, loadConfig, readEnv, type Config } from './config.js'
+import { cannotListen, ConfigError, loadConfig, readEnv, type Config } from './config.js'
 
 let config: Config
 try {
@@ -15,7 +15,24 @@ try {
 }
 
 const server = Fastify(serverOptions(config))
-await server.register(app, { config })
+
+/**
+ * A variable whose value proves bad only as the app starts (a key file that cannot be read), or
+ * a port taken: one line naming it, exit 1, and nothing left open. Any other failure is a fault.
+ */
+async function startFailed (err: unknown): Promise<never> {
+  const line = err instanceof ConfigError ? err.message : cannotListen(err, config.server)
+  if (line === undefined) throw err
+  await server.close().catch(() => {})
+  process.stderr.write(`${line}\n`)
+  process.exit(1)
+}
+
+try {
+  await server.register(app, { config })
+} catch (err) {
+  await startFailed(err)
+}
 
 closeWithGrace({ delay: config.server.shutdownGraceMs }, async ({ signal, err }) => {
   if (err !== undefined) server.log.error({ err }, 'closing after an uncaught error')
@@ -23,4 +40,4 @@ closeWithGrace({ delay: config.server.shutdownGraceMs }, async ({ signal, err })
   await server.close()
 })
 
-await server.listen({ port: config.server.port, host: config.server.host })
+await server.listen({ port: config.server.port, host: config.server.host }).catch(startFailed)

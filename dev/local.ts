@@ -46,7 +46,15 @@ export async function startLocalDependencies (print: (text: string) => void, sou
   const env = { ...source }
   const closers: Array<() => Promise<void>> = []
   const notes: string[] = []
-  const sending = senderSettings(env)
+  // A bad sender setting is reported with the service's own bad variables, all at once.
+  let sending = { on: false, intervalMs: 0 }
+  let senderProblem: ConfigError | undefined
+  try {
+    sending = senderSettings(env)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    senderProblem = err
+  }
   let simulator: ThreatStackSimulator | undefined
 
   const embeddedS3 = env.AWS_ENDPOINT_URL_S3 === undefined && env.TS_AWS_S3_BUCKET === undefined
@@ -109,7 +117,12 @@ export async function startLocalDependencies (print: (text: string) => void, sou
     config = loadConfig(env)
   } catch (err) {
     await close()
+    if (senderProblem !== undefined && err instanceof ConfigError) throw new ConfigError([...err.problems, ...senderProblem.problems])
     throw err
+  }
+  if (senderProblem !== undefined) {
+    await close()
+    throw senderProblem
   }
   for (const note of notes) print(`dev: ${note}`)
 

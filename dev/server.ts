@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import type { AddressInfo } from 'node:net'
 import app, { loggerOptions, serverOptions } from '../app.js'
-import { ConfigError, readEnv } from '../config.js'
+import { cannotListen, ConfigError, readEnv } from '../config.js'
 import { startLocalDependencies, type LocalDependencies } from './local.js'
 
 /** The message dev/watch.ts stops on. */
@@ -37,7 +37,20 @@ const server = Fastify({
 // The simulated sender stops first, so that its last batch is answered by a server still open.
 server.addHook('preClose', async () => local.stopSender())
 server.addHook('onClose', async () => local.close())
-await server.register(app, { config })
+
+/** A variable found bad as the app starts (a key file that cannot be read), or a busy port: fatal. */
+async function startFailed (err: unknown): Promise<never> {
+  const line = err instanceof ConfigError ? err.message : cannotListen(err, config.server)
+  if (line === undefined) throw err
+  await server.close().catch(() => {})
+  return await fatal(line)
+}
+
+try {
+  await server.register(app, { config })
+} catch (err) {
+  await startFailed(err)
+}
 
 // The watcher gone (even killed), the server goes too.
 process.on('disconnect', () => { server.close().finally(() => process.exit(0)) })
@@ -47,13 +60,5 @@ closeWithGrace({ delay: config.server.shutdownGraceMs }, async ({ err }) => {
   await server.close()
 })
 
-try {
-  await server.listen({ port: config.server.port, host: config.server.host })
-} catch (err) {
-  if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || (err as NodeJS.ErrnoException).code === 'EACCES') {
-    await server.close().catch(() => {})
-    await fatal(`Cannot listen: port ${config.server.port} on ${config.server.host} is ${(err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'already in use' : 'not allowed'} (set PORT to another port)`)
-  }
-  throw err
-}
+await server.listen({ port: config.server.port, host: config.server.host }).catch(startFailed)
 local.announce(server.addresses().filter((a): a is AddressInfo => typeof a !== 'string'))

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import { KMSClient } from '@aws-sdk/client-kms'
+import { ConfigError } from '../config.js'
 import type { DigestJobDeps } from '../services/digest.js'
 import { ed25519Signer, kmsSigner, type DigestSigner } from '../services/signer.js'
 import { sweepOnce, type SweepDeps } from '../services/sweeper.js'
@@ -28,7 +29,8 @@ export default fp(async function sweeperPlugin (app) {
     try {
       signer = ed25519Signer(await readFile(signingKeyFile))
     } catch (err) {
-      throw new Error('DIGEST_SIGNING_KEY_FILE must name a readable Ed25519 private key (PEM)', { cause: err })
+      // A bad value of a variable, found only now that the file is read: reported as any other.
+      throw new ConfigError([{ variable: 'DIGEST_SIGNING_KEY_FILE', rule: 'must name a readable Ed25519 private key (PEM)' }], { cause: err })
     }
     app.log.info({ keyId: signer.keyId }, 'digests are signed with an Ed25519 key')
   } else if (kmsKeyId !== undefined) {

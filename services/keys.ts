@@ -106,7 +106,7 @@ export function indexRoot (prefix: string): string {
 
 /** The index entry of a webhook record. @throws RangeError for an id or a time no record can have */
 export function indexKey (prefix: string, id: string, createdAtMs: number): string {
-  if (!ID.test(id)) throw new RangeError('an index key needs an alert id of 4-128 characters of A-Z, a-z, 0-9, _ and -')
+  if (typeof id !== 'string' || !ID.test(id)) throw new RangeError('an index key needs an alert id of 4-128 characters of A-Z, a-z, 0-9, _ and -')
   if (!Number.isSafeInteger(createdAtMs) || createdAtMs < 0 || createdAtMs > Date.UTC(9999, 11, 31, 23, 59, 59, 999)) {
     throw new RangeError('an index key needs created_at in milliseconds within the years 1970 to 9999')
   }

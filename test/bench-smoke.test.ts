@@ -1,4 +1,4 @@
-// `npm run bench` (and its acknowledgement mode), `npm run bench:completeness` and `npm run soak`,
+// `npm run bench` (and its acknowledgement mode), `npm run bench:completeness`, `npm run bench:search` and `npm run soak`,
 // briefly, as CI runs them: each ends with exit code 0 and prints its summary. No figure is asserted (shared CI machines are noisy); the correctness
 // checks they make (every 200 complete in S3, every error an envelope of the right type, the
 // service alive) are.
@@ -59,4 +59,13 @@ t.test('the acknowledgement bench and the completeness bench run briefly and pas
   t.match(completeness.out, /^\| API limited to \d+ requests per 1000 ms \| 120 \| .* \| 24\/24 \|$/m, 'the limited one too')
   t.match(completeness.out, /^\| sweep, every ledger fresh .* \| 25 \| \d+ \|/m, 'the idle sweep\'s cost')
   t.match(completeness.out, /all checks hold/)
+})
+
+t.test('the search bench runs briefly: the range against the scan, then the dense minute with and without index entries', async (t) => {
+  const search = await run(t, 'bench/search.ts', { SEARCH_BENCH_RECORDS: '40', SEARCH_BENCH_DENSE: '150', SEARCH_BENCH_PAGES: '2' })
+  t.equal(search.code, 0, 'bench:search exits 0 (its answers agree, with and without the index)', { output: search.out })
+  t.match(search.out, /^\| 80 \| 1 day \| \d+ \| /m, 'the range-vs-scan table')
+  t.match(search.out, /A minute holding 150 alerts, pages of 100/, 'the dense minute')
+  t.match(search.out, /^\| 10 ms range, first page \| \d+ \| /m, 'its 10 ms range')
+  t.match(search.out, /^\| whole minute, 2 pages \| 150 \| /m, 'and its pages, every alert of the minute read')
 })

@@ -74,6 +74,10 @@ t.test('the simulated sender\'s period is checked like any variable; with a conf
   const err = await startLocalDependencies(log, { DEV_SENDER_INTERVAL_S: 'soon' }, dir).catch((e: unknown) => e)
   t.type(err, ConfigError)
   t.equal((err as ConfigError).variable, 'DEV_SENDER_INTERVAL_S')
+  // With the service's own variables wrong too: all of them in one go, not one per restart.
+  const several = await startLocalDependencies(log, { DEV_SENDER_INTERVAL_S: 'soon', PORT: 'eighty', TRUST_PROXY: 'maybe' }, dir).catch((e: unknown) => e)
+  t.type(several, ConfigError)
+  t.same((several as ConfigError).problems.map((p) => p.variable), ['PORT', 'TRUST_PROXY', 'DEV_SENDER_INTERVAL_S'], 'every invalid variable at once')
 
   const { log: log2, lines } = capture()
   const local = await startLocalDependencies(log2, {
@@ -211,6 +215,12 @@ t.test('npm run dev: bad variables, or a busy port, are one line each, exit 1, a
   t.equal(await busy.exited, 1)
   t.same(ours(busy.err()), [`Cannot listen: port ${port} on 127.0.0.1 is already in use (set PORT to another port)`])
   t.notMatch(busy.out() + busy.err(), /\bat .*\.ts:\d+/, 'no stack')
+
+  // A value found bad only as the app starts: the same one line, and the watcher stops.
+  const unreadable = runDev(t, { ...env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SWEEP_INTERVAL_S: '60', DIGEST_SIGNING_KEY_FILE: '/nonexistent/digest-key.pem' })
+  t.equal(await unreadable.exited, 1)
+  t.same(ours(unreadable.err()), ['Invalid configuration: DIGEST_SIGNING_KEY_FILE must name a readable Ed25519 private key (PEM)'])
+  t.notMatch(unreadable.out() + unreadable.err(), /\bat .*\.ts:\d+/, 'no stack')
 })
 
 t.test('the app knows nothing of dev/, and fastify start still runs it from the environment', async (t) => {

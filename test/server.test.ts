@@ -1,4 +1,6 @@
 import t from 'tap'
+import { once } from 'node:events'
+import { createServer, type AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { LOCAL_S3_CREDENTIALS } from '../dev/local-s3.js'
@@ -22,6 +24,29 @@ t.test('a missing or malformed variable stops the process with one line naming i
   const several = await startServer({ ...env, TRUST_PROXY: 'maybe', PORT: 'eighty', S3_MAX_SOCKETS: '0' }, { waitForListen: false })
   t.equal(await several.exited, 1)
   t.same(several.stderr().trim().split('\n').map((line) => line.split(' ')[2]), ['PORT', 'TRUST_PROXY', 'S3_MAX_SOCKETS'], 'every invalid variable, one line each, no stack')
+})
+
+t.test('a signing key file that cannot be read stops the process with one line naming its variable, exit 1, no stack', async (t) => {
+  const { env } = await startUpstreams(t)
+  const port = await freePort()
+  const unreadable = await startServer({ ...env, PORT: String(port), HOST: '127.0.0.1', SWEEP_INTERVAL_S: '60', DIGEST_SIGNING_KEY_FILE: '/nonexistent/digest-key.pem' }, { waitForListen: false })
+  t.equal(await unreadable.exited, 1)
+  t.equal(unreadable.stderr().trim(), 'Invalid configuration: DIGEST_SIGNING_KEY_FILE must name a readable Ed25519 private key (PEM)')
+  t.notMatch(unreadable.stdout() + unreadable.stderr(), /\bat .*:\d+:\d+/, 'no stack')
+  t.notMatch(unreadable.stdout() + unreadable.stderr(), 'nonexistent', 'nor the value')
+})
+
+t.test('a busy port stops the process with one line naming the port, exit 1, no stack', async (t) => {
+  const taken = createServer()
+  taken.listen(0, '127.0.0.1')
+  await once(taken, 'listening')
+  t.teardown(() => taken.close())
+  const port = (taken.address() as AddressInfo).port
+  const { env } = await startUpstreams(t)
+  const busy = await startServer({ ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info' }, { waitForListen: false })
+  t.equal(await busy.exited, 1)
+  t.equal(busy.stderr().trim(), `Cannot listen: port ${port} on 127.0.0.1 is already in use (set PORT to another port)`)
+  t.notMatch(busy.stdout() + busy.stderr(), /\bat .*:\d+:\d+/, 'no stack')
 })
 
 t.test('listens on PORT and HOST, then closes gracefully on SIGTERM with a webhook in flight', async (t) => {

@@ -1,7 +1,7 @@
 // The S3 key layout of SPEC "S3 layout", unchanged from the Python service.
 import t from 'tap'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { ALERT_ID, alertKey, assertAlertId, minutePath, webhookKey } from '../../services/keys.js'
+import { ALERT_ID, alertKey, assertAlertId, indexKey, minutePath, webhookKey } from '../../services/keys.js'
 import { AlertIdSchema, MAX_CREATED_AT_MS } from '../../schemas/alert.js'
 import { WebhookDataError } from '../../errors/index.js'
 
@@ -45,6 +45,7 @@ t.test('no key is built from an id that breaks the id rule', async (t) => {
     const label = JSON.stringify(id)?.slice(0, 20) ?? 'undefined'
     t.throws(() => webhookKey('', id as string, CREATED_AT), WebhookDataError, `webhookKey refuses ${label}`)
     t.throws(() => alertKey('p', id as string), WebhookDataError, `alertKey refuses ${label}`)
+    t.throws(() => indexKey('', id as string, CREATED_AT), RangeError, `indexKey refuses ${label}`)
     let thrown: unknown
     try { assertAlertId(id) } catch (err) { thrown = err }
     t.match(thrown, { statusCode: 400, details: ['/id must be 4 to 128 characters of A-Z, a-z, 0-9, _ and -'] })
