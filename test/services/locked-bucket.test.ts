@@ -36,11 +36,9 @@ async function head (moto: Moto, key: string): Promise<{ checksum: string | unde
 }
 
 function ledgerOf (checks: number): Ledger {
-  return {
-    version: LEDGER_VERSION, hour: new Date(HOUR).toISOString(), checkedAt: new Date(HOUR + checks).toISOString(), checks, complete: true,
-    threatstack: { total: 0, active: 0, dismissed: 0 }, archived: { total: 0, viaWebhook: 0, viaBackfill: 0 },
-    missing: [], pending: [], unknown: [], backfilled: [], unknownTries: {}
-  }
+  const none = { missing: [], pending: [], unknown: [], backfilled: [], unknownTries: {} }
+  const counts = { threatstack: { total: 0, active: 0, dismissed: 0 }, archived: { total: 0, viaWebhook: 0, viaBackfill: 0 } }
+  return { version: LEDGER_VERSION, hour: new Date(HOUR).toISOString(), checkedAt: new Date(HOUR + checks).toISOString(), checks, complete: true, ...counts, ...none }
 }
 
 await withMoto(t, 'on a locked bucket the backfill writes evidence once, with its SHA-256 and retention; a webhook\'s record stays and is no conflict', async (t, executable) => {
