@@ -53,7 +53,7 @@ async function runTap (t: any, env: Record<string, string>): Promise<{ code: num
   t.teardown(async () => rm(project, { recursive: true, force: true }))
   await writeFile(join(project, 'package.json'), '{"type":"module","private":true}\n')
   await symlink(join(ROOT, 'node_modules'), join(project, 'node_modules'))
-  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tap/dist/esm/run.mjs'), '--disable-coverage', '-Rbase', join(ROOT, 'test/fixtures/moto-missing/needs-moto.ts')], {
+  const child = spawn(process.execPath, [join(ROOT, 'node_modules/tap/dist/esm/run.mjs'), '--disable-coverage', '-Rbase', join(ROOT, 'test/helpers/moto-missing-suite.ts')], {
     cwd: project,
     env: { PATH: dirname(process.execPath), HOME: project, COLUMNS: '200', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -74,7 +74,7 @@ t.test('npm test without moto passes, and its summary names the test that did no
   t.equal(code, 0, 'passes')
   const summary = out.slice(out.lastIndexOf('TEST COMPLETE'))
   // The reporter sets the name and the reason side by side in columns, wrapped at its width.
-  t.match(summary, /needs-moto\.ts/, 'the file')
+  t.match(summary, /moto-missing-suite\.ts/, 'the file')
   t.match(summary, /~\s*a check that needs an S3/, 'the test, by name, after the run')
   t.match(summary, /NOT RUN \(moto_server not on PATH\)/, 'why')
   t.match(summary, /pipx install\s+'moto\[server\]'/, 'how to get moto')
