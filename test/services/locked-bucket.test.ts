@@ -6,13 +6,17 @@ import t from 'tap'
 import { HeadObjectCommand, PutObjectLockConfigurationCommand } from '@aws-sdk/client-s3'
 import { loadConfig } from '../../config.js'
 import { alertKey, webhookKey } from '../../services/keys.js'
-import { getJson, putJson, type Store } from '../../services/storage.js'
+import { getJson, putJson, putOnce, type Store } from '../../services/storage.js'
 import { closeThreatStackClient, createThreatStackClient } from '../../services/threatstack.js'
 import { backfillHour, entryCreatedMs } from '../../services/backfill.js'
 import { LEDGER_VERSION, readLedger, writeLedger, type Ledger } from '../../services/ledger.js'
 import { claimLease, releaseLease } from '../../services/leases.js'
 import { compactDay, readManifest } from '../../services/tables.js'
-import { lateHourKey, markLateHour } from '../../services/digest.js'
+import { HOUR_MS, chainHeadKey, digestKey, lateHourKey, markLateHour, runDigestJob } from '../../services/digest.js'
+import { ed25519Signer } from '../../services/signer.js'
+import { verifyArchive } from '../../services/verify.js'
+import { archivePair, keyPair, readText } from '../helpers/digests.js'
+import { startBackend } from '../helpers/s3.js'
 import { startUpstreams } from '../helpers/build.js'
 import { motoStore, startMoto, withMoto, type Moto } from '../helpers/moto.js'
 
@@ -92,4 +96,38 @@ await withMoto(t, 'on a locked bucket the derived state is rewritten: ledgers, t
   const current = await claimLease(store, 'locked-hour', { owner: 'replica-a', ttlMs: 60_000, nowMs: HOUR + 3000 })
   await releaseLease(store, current!)
   t.ok(await claimLease(store, 'locked-hour', { owner: 'replica-b', ttlMs: 60_000, nowMs: HOUR + 4000 }), 'released, then free')
+})
+
+await withMoto(t, 'on a locked bucket the digest job runs; each digest is retained, and written once: another body for its key is refused', async (t, executable) => {
+  const { moto, store } = await lockedStore(t, executable)
+  const keys = keyPair()
+  const signer = ed25519Signer(keys.privatePem)
+  const now = HOUR + 3 * HOUR_MS + 30 * 60_000
+  await archivePair(store, 'lockdig001', HOUR + 10 * 60_000)
+  const run = await runDigestJob({ store, signer, owner: 'replica-a', lookbackHours: 3 }, now)
+  t.equal(run.written.length, 3, 'lease, digests and chain head all taken by S3')
+  for (const key of run.written) t.match(await head(moto, key), { checksum: /^[A-Za-z0-9+/]{43}=$/, mode: 'GOVERNANCE' }, `${key}: checksum and retention`)
+  t.match(await head(moto, chainHeadKey('')), { checksum: /=$/ })
+
+  const first = digestKey('', HOUR, 0)
+  const stored = await readText(moto.client, BUCKET, first)
+  t.equal(await putOnce(store, first, '{"forged":true}'), 'conflict')
+  t.equal(await readText(moto.client, BUCKET, first), stored, 'the digest written stays')
+  const report = await verifyArchive({ store, publicKey: keys.publicKey }, { startMs: HOUR, endMs: HOUR + 3 * HOUR_MS })
+  t.equal(report.ok, true, JSON.stringify(report.hours.filter((h) => !h.ok)))
+})
+
+t.test('on s3rver, which ignores conditional writes, two replicas running the digest job at once leave a chain that verifies', async (t) => {
+  const store = await startBackend(t, 's3rver', 'digest-twice')
+  const keys = keyPair()
+  const signer = ed25519Signer(keys.privatePem)
+  const now = HOUR + 4 * HOUR_MS + 30 * 60_000
+  for (let i = 0; i < 4; i++) await archivePair(store, `twice00${i}`, HOUR + i * HOUR_MS + 5 * 60_000)
+  const runs = await Promise.all(['replica-a', 'replica-b'].map(async (owner) => runDigestJob({ store, signer, owner, lookbackHours: 4 }, now)))
+  t.ok(runs.every((r) => r.claimed), 'nothing stops the second replica there')
+  const report = await verifyArchive({ store, publicKey: keys.publicKey }, { startMs: HOUR, endMs: HOUR + 4 * HOUR_MS })
+  t.equal(report.ok, true, JSON.stringify(report.hours.filter((h) => !h.ok)))
+  t.equal(report.objectsChecked, 8)
+  const again = await runDigestJob({ store, signer, owner: 'replica-a', lookbackHours: 4 }, now + 60_000)
+  t.same(again.written, [], 'a later run finds every hour digested')
 })
