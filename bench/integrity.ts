@@ -2,8 +2,9 @@
 //   - ingest side: PUTs of webhook-sized JSON, write-once + SHA-256 checksum (the service's
 //     putJson) vs a plain PutObject, alternated in rounds, same client, same objects;
 //   - the digest job's time for one hour of BENCH_DIGEST_ALERTS alerts (two objects each);
-//   - verify's throughput over that hour.
-// Needs moto_server on PATH. Sizes: BENCH_PUTS (default 2000), BENCH_DIGEST_ALERTS (default 1000).
+//   - verify's throughput over BENCH_VERIFY_ALERTS alerts (whole hours of BENCH_DIGEST_ALERTS).
+// Needs moto_server on PATH. Sizes: BENCH_PUTS (default 2000), BENCH_DIGEST_ALERTS (default
+// 5000), BENCH_VERIFY_ALERTS (default 10000).
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { generateKeyPairSync } from 'node:crypto'
@@ -18,7 +19,8 @@ import { ed25519Signer } from '../services/signer.js'
 import { verifyArchive } from '../services/verify.js'
 
 const PUTS = Number(process.env.BENCH_PUTS ?? 2000)
-const ALERTS = Number(process.env.BENCH_DIGEST_ALERTS ?? 1000)
+const ALERTS = Number(process.env.BENCH_DIGEST_ALERTS ?? 5000)
+const HOURS = Math.max(1, Math.ceil(Number(process.env.BENCH_VERIFY_ALERTS ?? 10_000) / ALERTS))
 const CONCURRENCY = 16
 
 const moto = spawn('moto_server', ['-H', '127.0.0.1', '-p', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -80,32 +82,38 @@ for (let r = 0; r < rounds; r++) {
 const median = (xs: number[]): number => percentile(xs, 0.5)
 const ingest = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { putsPerSecond: median(v.map((x) => x.perSecond)), p50Ms: median(v.map((x) => x.p50)) }]))
 
-const hour = Date.UTC(2017, 0, 15, 23)
+const first = Date.UTC(2017, 0, 15, 12)
 const limit = pLimit(CONCURRENCY)
-await Promise.all(Array.from({ length: ALERTS }, async (_, i) => limit(async () => {
-  const id = `digest${String(i).padStart(6, '0')}`
-  const ms = hour + (i % 60) * 60_000
-  await putJson(store, webhookKey('', id, ms), body(id))
-  await putJson(store, alertKey('', id), { ...body(id), details: 'full alert' })
-})))
 const pair = generateKeyPairSync('ed25519')
 const signer = ed25519Signer(pair.privateKey.export({ type: 'pkcs8', format: 'pem' }))
-const d0 = performance.now()
-await runDigestJob({ store, signer, owner: 'bench', lookbackHours: 1 }, hour + HOUR_MS + 5 * 60_000)
-const digestSeconds = (performance.now() - d0) / 1000
+// Hour by hour, as the job runs: each hour of ALERTS alerts is archived, then digested.
+const digestSeconds: number[] = []
+for (let h = 0; h < HOURS; h++) {
+  const hour = first + h * HOUR_MS
+  await Promise.all(Array.from({ length: ALERTS }, async (_, i) => limit(async () => {
+    const id = `digest${String(h).padStart(2, '0')}${String(i).padStart(6, '0')}`
+    const ms = hour + (i % 60) * 60_000
+    await putJson(store, webhookKey('', id, ms), body(id))
+    await putJson(store, alertKey('', id), { ...body(id), details: 'full alert' })
+  })))
+  const d0 = performance.now()
+  await runDigestJob({ store, signer, owner: 'bench', lookbackHours: 1 }, hour + HOUR_MS + 5 * 60_000)
+  digestSeconds.push((performance.now() - d0) / 1000)
+}
 const { publicKey } = pair
 const v0 = performance.now()
-const report = await verifyArchive({ store, publicKey }, { startMs: hour, endMs: hour + HOUR_MS })
+const report = await verifyArchive({ store, publicKey }, { startMs: first, endMs: first + HOURS * HOUR_MS })
 const verifySeconds = (performance.now() - v0) / 1000
 
 const out = {
   server: 'moto 5 (in memory, one Python process)',
   concurrency: CONCURRENCY,
   ingest: { puts: PUTS, ...ingest, cost: 1 - (ingest.integrity?.putsPerSecond ?? 0) / (ingest.plain?.putsPerSecond ?? 1) },
-  digest: { alerts: ALERTS, objects: ALERTS * 2, seconds: digestSeconds },
-  verify: { ok: report.ok, objects: report.objectsChecked, seconds: verifySeconds, objectsPerSecond: report.objectsChecked / verifySeconds }
+  digest: { alertsPerHour: ALERTS, objectsPerHour: ALERTS * 2, secondsPerHour: median(digestSeconds) },
+  verify: { ok: report.ok, alerts: ALERTS * HOURS, objects: report.objectsChecked, seconds: verifySeconds, objectsPerSecond: report.objectsChecked / verifySeconds }
 }
 process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
+if (!report.ok) process.exitCode = 1
 s3.destroy()
 moto.kill('SIGTERM')
 await once(moto, 'exit')

@@ -11,6 +11,7 @@ import { commandConfig, intOption, rangeOf, usageExits } from './archive-env.js'
 import { backfillHour } from '../services/backfill.js'
 import { HOUR_MS, hourPath, hourStart, readLedger } from '../services/ledger.js'
 import { claimLease, releaseLease } from '../services/leases.js'
+import { markLateHour } from '../services/digest.js'
 
 const USAGE = `Usage: npm run backfill -- --start <date> --end <date> [--dry-run] [--force] [--concurrency <n>]
 
@@ -65,7 +66,7 @@ for (let h = firstHour; h <= lastHour; h += HOUR_MS) hours.push(h)
 const openHours = Math.max(0, (hourStart(range.endMs - 1) - Math.max(lastHour, firstHour - HOUR_MS)) / HOUR_MS)
 
 const s3 = createS3Client(config.s3)
-const store = storeOf(config.s3, s3)
+const store = storeOf(config.s3, s3, config.integrity.lock !== undefined ? { lock: config.integrity.lock } : {})
 const threatstack = createThreatStackClient(config.threatstack)
 const owner = `backfill-${hostname()}-${process.pid}`
 const LEASE_TTL_MS = 15 * 60_000
@@ -129,6 +130,8 @@ try {
             }
           }
         })
+        // An hour older than the digest job's lookback is marked, so that its next run digests what came in.
+        if (!dryRun && report.backfilled.length + report.enriched.length > 0) await markLateHour(store, h, config.integrity.lookbackHours)
         totals.done++
         totals.seen += report.seen
         totals.archived += report.backfilled.length

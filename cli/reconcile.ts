@@ -2,11 +2,12 @@
 // threatstack-to-s3-reconcile: completes the archive of a time range. Reads the service's
 // configuration from the environment; exits 0 when every alert of the range is complete.
 import { parseArgs } from 'node:util'
-import { ServiceError } from '../errors/index.js'
+import { ServiceError, UNEXPECTED_MESSAGE } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
 import { closeThreatStackClient, createThreatStackClient } from '../services/threatstack.js'
 import { commandConfig, intOption, rangeOf, usageExits } from './archive-env.js'
 import { reconcile, type ReconcileProgress } from '../services/reconcile.js'
+import { hourStart, markLateHour } from '../services/digest.js'
 
 const USAGE = `Usage: threatstack-to-s3-reconcile --start <date> --end <date> [--concurrency <n>]
 
@@ -53,7 +54,21 @@ const show = (p: ReconcileProgress, final = false): void => {
 }
 
 try {
-  const result = await reconcile({ store: storeOf(config.s3, s3, config.integrity.lock !== undefined ? { lock: config.integrity.lock } : {}), threatstack, concurrency }, range, show)
+  const store = storeOf(config.s3, s3, config.integrity.lock !== undefined ? { lock: config.integrity.lock } : {})
+  // A full alert stored for an hour older than the digest job's lookback: its hour is marked, so
+  // that the job's next run covers it with a supplement digest. Once per hour.
+  const marked = new Map<number, Promise<void>>()
+  const onRepaired = async (_key: string, minuteMs: number): Promise<void> => {
+    const hour = hourStart(minuteMs)
+    if (!marked.has(hour)) {
+      marked.set(hour, markLateHour(store, hour, config.integrity.lookbackHours).then(() => {}, (err: unknown) => {
+        marked.delete(hour)
+        process.stderr.write(`could not mark ${new Date(hour).toISOString()} for the digest job: ${err instanceof ServiceError ? err.message : UNEXPECTED_MESSAGE}\n`)
+      }))
+    }
+    await marked.get(hour)
+  }
+  const result = await reconcile({ store, threatstack, concurrency, onRepaired }, range, show)
   show(result, true)
   process.stdout.write(`checked: ${result.checked}\nrepaired: ${result.repaired}\nstill missing: ${result.stillMissing.length}\n`)
   for (const { id, reason } of result.stillMissing) process.stdout.write(`  ${id}  ${reason}\n`)

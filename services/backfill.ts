@@ -5,10 +5,9 @@
 import pLimit from 'p-limit'
 import { ServiceError, ThreatStackAPIError } from '../errors/index.js'
 import { alertKey, parseWebhookKey, webhookKey } from './keys.js'
-import { exists, listKeys, type Store } from './storage.js'
+import { exists, listKeys, putJson, type Store } from './storage.js'
 import { fetchAlert, type ThreatStackClient } from './threatstack.js'
 import { ALERT_STATUSES, listAlerts, type AlertStatus, type ListOptions } from './threatstack-list.js'
-import { putConditional } from './leases.js'
 import { HOUR_MS, LEDGER_VERSION, hourWebhooksPrefix, readLedger, writeLedger, type Ledger } from './ledger.js'
 
 export interface BackfillDeps {
@@ -132,9 +131,12 @@ export async function backfillHour (deps: BackfillDeps, hourStartMs: number, opt
   const unknown = new Set<string>()
   const unknownTries: Record<string, number> = { ...previous?.unknownTries }
 
+  // Evidence like a webhook's, written once with its checksum and retention; a record a webhook
+  // stored meanwhile differs from the one built from the list by design, so it is no conflict.
+  const { onExisting: _conflictsAreExpected, ...evidence } = store
   const storeFull = async (id: string): Promise<void> => {
     const full = await fetchAlert(threatstack, id)
-    await putConditional(store, alertKey(store.prefix, id), JSON.stringify(full), { ifNoneMatch: '*' })
+    await putJson(evidence, alertKey(store.prefix, id), full)
   }
 
   if (!dryRun) {
@@ -142,10 +144,10 @@ export async function backfillHour (deps: BackfillDeps, hourStartMs: number, opt
       signal?.throwIfAborted()
       const { entry, createdMs } = listed.get(id) as { entry: Record<string, unknown>, createdMs: number }
       try {
-        // Undefined: a webhook stored it meanwhile; it came by webhook then.
-        const stored = await putConditional(store, webhookKey(store.prefix, id, createdMs), JSON.stringify(recordOf(entry, createdMs)), { ifNoneMatch: '*' })
+        // Not created: a webhook stored it meanwhile; it came by webhook then.
+        const stored = await putJson(evidence, webhookKey(store.prefix, id, createdMs), recordOf(entry, createdMs))
         archived.add(id)
-        if (stored !== undefined) {
+        if (stored === 'created') {
           backfilled.push(id)
           archivedNow++
           deps.onBackfilled?.()

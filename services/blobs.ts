@@ -1,13 +1,11 @@
 // Objects as bytes (the table tier's Parquet parts) and deletions; SDK failures become S3ClientError.
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3'
-import { call, toS3ClientError, type Store } from './storage.js'
+import { call, stateObjectInput, toS3ClientError, type Store } from './storage.js'
 
-/** Writes `body` as is. @throws S3ClientError */
+/** Writes `body` as is, replacing what is there. @throws S3ClientError */
 export async function putBytes (store: Store, key: string, body: Uint8Array | string, contentType: string): Promise<void> {
   try {
-    await call(store, async (deadline) => store.s3.send(new PutObjectCommand({
-      Bucket: store.bucket, Key: key, Body: body, ContentType: contentType, ...store.write
-    }), { abortSignal: deadline }))
+    await call(store, async (deadline) => store.s3.send(new PutObjectCommand(stateObjectInput(store, key, body, contentType)), { abortSignal: deadline }))
   } catch (err) {
     throw toS3ClientError(err)
   }

@@ -285,7 +285,11 @@ export async function runDigestJob (deps: DigestJobDeps, nowMs = Date.now(), sig
 export async function markLateObject (store: Store, key: string, lookbackHours: number, nowMs = Date.now()): Promise<boolean> {
   const parsed = parseWebhookKey(store.prefix, key)
   if (parsed === undefined) return false
-  const hourMs = hourStart(parsed.minuteMs)
+  return await markLateHour(store, hourStart(parsed.minuteMs), lookbackHours, nowMs)
+}
+
+/** Marks `hourMs` for the next run when it is outside the job's lookback (a backfill of past hours). */
+export async function markLateHour (store: Store, hourMs: number, lookbackHours: number, nowMs = Date.now()): Promise<boolean> {
   // The window's oldest hours are marked too: the window may move past them before the next run.
   if (hourMs > hourStart(nowMs) - (lookbackHours - 1) * HOUR_MS) return false
   await putState(store, lateHourKey(store.prefix, hourMs), '{}')

@@ -4,8 +4,7 @@
 // ignores conditions (s3rver), every claim succeeds and work may run twice: everything done
 // under a lease is idempotent.
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3'
-import { sha256Base64 } from './checksum.js'
-import { call, toS3ClientError, type Store } from './storage.js'
+import { call, stateObjectInput, toS3ClientError, type Store } from './storage.js'
 import { withPrefix } from './keys.js'
 
 export interface StateObject { body: string, etag: string | undefined }
@@ -41,11 +40,7 @@ export type Condition = { ifNoneMatch: '*' } | { ifMatch: string }
  */
 export async function putConditional (store: Store, key: string, body: string, condition: Condition): Promise<{ etag: string | undefined } | undefined> {
   const send = async (deadline: AbortSignal): Promise<{ ETag?: string }> => await store.s3.send(new PutObjectCommand({
-    Bucket: store.bucket,
-    Key: key,
-    Body: body,
-    ContentType: 'application/json',
-    ...store.write,
+    ...stateObjectInput(store, key, body),
     ...('ifNoneMatch' in condition ? { IfNoneMatch: '*' } : { IfMatch: condition.ifMatch })
   }), { abortSignal: deadline })
   try {
@@ -64,12 +59,7 @@ export async function putConditional (store: Store, key: string, body: string, c
 export async function putState (store: Store, key: string, body: string, condition: { ifNoneMatch?: boolean, ifMatch?: string } = {}): Promise<boolean> {
   try {
     await call(store, async (deadline) => store.s3.send(new PutObjectCommand({
-      Bucket: store.bucket,
-      Key: key,
-      Body: body,
-      ContentType: 'application/json',
-      ChecksumAlgorithm: 'SHA256',
-      ChecksumSHA256: sha256Base64(body),
+      ...stateObjectInput(store, key, body),
       ...(condition.ifNoneMatch === true && { IfNoneMatch: '*' }),
       ...(condition.ifMatch !== undefined && { IfMatch: condition.ifMatch })
     }), { abortSignal: deadline }))

@@ -1,7 +1,7 @@
 // The hourly completeness ledger: what Threat Stack has for an hour, what the archive holds,
 // and what is still missing. Derived, rewritable state (the archive's objects are the evidence).
 import { S3ClientError } from '../errors/index.js'
-import { getJson, putJson, type Store } from './storage.js'
+import { getJson, putJsonState, type Store } from './storage.js'
 
 import { HOUR_MS, hourPath, hourStart, withPrefix } from './keys.js'
 
@@ -63,5 +63,5 @@ export async function readLedger (store: Store, hourStartMs: number, signal?: Ab
 
 /** @throws S3ClientError */
 export async function writeLedger (store: Store, hourStartMs: number, ledger: Ledger): Promise<void> {
-  await putJson(store, ledgerKey(store.prefix, hourStartMs), ledger)
+  await putJsonState(store, ledgerKey(store.prefix, hourStartMs), ledger)
 }

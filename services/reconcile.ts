@@ -12,6 +12,8 @@ export interface ReconcileDeps {
   store: Store
   threatstack: ThreatStackClient
   concurrency: number
+  /** Told of each record whose full alert was stored now (the command marks its hour for the digest job). */
+  onRepaired?: (recordKey: string, minuteMs: number) => Promise<void>
 }
 
 export interface ReconcileProgress {
@@ -50,6 +52,7 @@ export async function reconcile (deps: ReconcileDeps, range: TimeRange, onProgre
       if (!await exists(store, alertKey(store.prefix, id))) {
         await putJson(store, alertKey(store.prefix, id), await fetchAlert(deps.threatstack, id))
         progress.repaired++
+        await deps.onRepaired?.(key, minuteMs)
       }
     } catch (err) {
       if (!(err instanceof ServiceError)) throw err

@@ -120,15 +120,26 @@ function isNoSuchKey (err: unknown): boolean {
  */
 export function putObjectInput (store: Store, key: string, body: string | Uint8Array, contentType = 'application/json'): PutObjectCommandInput {
   return {
+    ...stateObjectInput(store, key, body, contentType),
+    IfNoneMatch: '*',
+    ...(store.lock !== undefined && retention(store.lock))
+  }
+}
+
+/**
+ * A PutObject of rewritable state (ledgers, the table tier, leases, the digest chain's head):
+ * no write-once condition, but the SHA-256 header every PUT carries, without which a bucket with
+ * a default retention refuses the write.
+ */
+export function stateObjectInput (store: Store, key: string, body: string | Uint8Array, contentType = 'application/json'): PutObjectCommandInput {
+  return {
     Bucket: store.bucket,
     Key: key,
     Body: body,
     ContentType: contentType,
-    IfNoneMatch: '*',
     ChecksumAlgorithm: 'SHA256',
     ChecksumSHA256: sha256Base64(body),
-    ...store.write,
-    ...(store.lock !== undefined && retention(store.lock))
+    ...store.write
   }
 }
 
@@ -175,6 +186,19 @@ async function storedChecksum (store: Store, key: string, signal?: AbortSignal):
  */
 export async function putJson (store: Store, key: string, value: unknown, signal?: AbortSignal): Promise<PutOutcome> {
   return await putOnce(store, key, JSON.stringify(value), signal)
+}
+
+/**
+ * Writes `value` as a JSON object of derived state, replacing what is there: ledgers and table
+ * manifests change as hours are re-checked, so they are never written once. @throws S3ClientError
+ */
+export async function putJsonState (store: Store, key: string, value: unknown, signal?: AbortSignal): Promise<void> {
+  const body = JSON.stringify(value)
+  try {
+    await call(store, async (deadline) => store.s3.send(new PutObjectCommand(stateObjectInput(store, key, body)), { abortSignal: deadline }), signal)
+  } catch (err) {
+    throw toS3ClientError(err)
+  }
 }
 
 function isChecksumMismatch (err: unknown): boolean {

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import pLimit from 'p-limit'
 import { S3ClientError, UnexpectedException } from '../errors/index.js'
 import { alertKey, parseWebhookKey, webhooksRoot, withPrefix } from './keys.js'
-import { getJson, listKeys, putJson, type Store } from './storage.js'
+import { getJson, listKeys, putJsonState, type Store } from './storage.js'
 import { deleteKeys, getBytes, listObjects, putBytes } from './blobs.js'
 import { openDb, sqlString, type Db } from './duckdb.js'
 import type { TimeRange } from './search.js'
@@ -399,7 +399,7 @@ export async function compactDay (deps: CompactDeps, day: string): Promise<Compa
     // manifest learns it, so the sweeper does not read the whole day again for the same ledgers.
     // Likewise a record filed twice (same rows, one more key), so that queries trust the parts.
     if ((deps.ledgers !== undefined && current.ledgers?.hash !== deps.ledgers.hash) || current.keysHash !== keysHash) {
-      await putJson(store, manifestKey(store.prefix, day), { ...current, keysHash, ...(deps.ledgers !== undefined && { ledgers: deps.ledgers }) } satisfies Manifest)
+      await putJsonState(store, manifestKey(store.prefix, day), { ...current, keysHash, ...(deps.ledgers !== undefined && { ledgers: deps.ledgers }) } satisfies Manifest)
     }
     return { day, status: 'unchanged', rows: current.rows, withoutFullAlert, parts: current.parts.length, bytes: 0 }
   }
@@ -421,7 +421,7 @@ export async function compactDay (deps: CompactDeps, day: string): Promise<Compa
     await rm(dir, { recursive: true, force: true })
   }
   const manifest: Manifest = { v: 1, schema: TABLE_SCHEMA_VERSION, day, rows: rows.length, withoutFullAlert, parts, sourceHash, keysHash, ...(deps.ledgers !== undefined && { ledgers: deps.ledgers }) }
-  await putJson(store, manifestKey(store.prefix, day), manifest)
+  await putJsonState(store, manifestKey(store.prefix, day), manifest)
   const keep = new Set([...parts.map((_, n) => partKey(store.prefix, day, n)), manifestKey(store.prefix, day)])
   const stale = (await listObjects(store, dayFolder(store.prefix, day))).map((o) => o.key).filter((k) => !keep.has(k))
   await deleteKeys(store, stale)

@@ -3,7 +3,7 @@
 import t from 'tap'
 import {
   CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand,
-  type S3Client
+  PutObjectLockConfigurationCommand, type S3Client
 } from '@aws-sdk/client-s3'
 import { createHash } from 'node:crypto'
 import { build, BEARER } from './helpers/build.js'
@@ -20,7 +20,7 @@ const sha = (body: string): string => createHash('sha256').update(body).digest('
 // gets buckets of its own.
 let shared: Promise<Moto> | undefined
 
-async function motoApp (_t: any, executable: string, env: Record<string, string> = {}, locked = false): Promise<{ app: Awaited<ReturnType<typeof build>>, s3: S3Client }> {
+async function motoApp (_t: any, executable: string, env: Record<string, string> = {}, locked = false, defaultRetention?: { Mode: 'GOVERNANCE' | 'COMPLIANCE', Days: number }): Promise<{ app: Awaited<ReturnType<typeof build>>, s3: S3Client }> {
   shared ??= startMoto(t, executable, [])
   const moto = await shared
   runs++
@@ -28,6 +28,9 @@ async function motoApp (_t: any, executable: string, env: Record<string, string>
   LOCKED = `integrity-locked-${runs}`
   await moto.client.send(new CreateBucketCommand({ Bucket: BUCKET }))
   await moto.client.send(new CreateBucketCommand({ Bucket: LOCKED, ObjectLockEnabledForBucket: true }))
+  if (defaultRetention !== undefined) {
+    await moto.client.send(new PutObjectLockConfigurationCommand({ Bucket: LOCKED, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: defaultRetention } } }))
+  }
   const built = await build(_t, {
     env: {
       AWS_ENDPOINT_URL_S3: moto.endpoint,
@@ -148,4 +151,14 @@ await withMoto(t, 'without lock settings on a locked bucket, the start-up check 
   const line = logs.find((l) => String(l.msg).includes('Object Lock'))
   t.ok(line)
   t.equal(line?.level, 40, 'a warning')
+})
+
+await withMoto(t, 'a bucket whose default retention differs from the settings: a warning naming both at start; /status stays booleans only', async (t, executable) => {
+  const { app: { app, logs } } = await motoApp(t, executable, { S3_OBJECT_LOCK_MODE: 'COMPLIANCE', S3_OBJECT_LOCK_DAYS: '3' }, true, { Mode: 'GOVERNANCE', Days: 1 })
+  const line = logs.find((l) => String(l.msg).includes('Object Lock'))
+  t.equal(line?.level, 40, 'a warning')
+  t.match(String(line?.msg), /\(GOVERNANCE, 1 days\) differs from S3_OBJECT_LOCK_MODE\/_DAYS \(COMPLIANCE, 3 days\)/)
+  const status = await app.inject({ url: '/api/v1/s3/status' })
+  t.same(Object.keys(status.json()).sort(), ['s3', 'success', 'threatstack'])
+  t.same(status.json().s3, { success: true }, 'nothing of the lock in /status')
 })

@@ -71,3 +71,23 @@ t.test('npm run backfill: dry run, import, resume, force, legacy refusal, progre
   t.match(forced.out, /\r\[#{24}\] 2\/2 hours, 30 seen, 0 archived, [\d.]+ alerts\/s/, 'on a terminal, a progress bar rewritten in place')
   t.match(forced.out, /archived now: 0/)
 })
+
+t.test('npm run backfill: an hour older than the digest job\'s lookback that got alerts is marked for its next run', async (t) => {
+  const { threatstack, env, s3 } = await startUpstreams(t)
+  const old = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 72 * 3_600_000
+  const quiet = old + 3_600_000
+  threatstack.raiseAlerts({ count: 3, fromMs: old, untilMs: old + 3_600_000, seed: 32 })
+  const reader = new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: LOCAL_S3_CREDENTIALS })
+  t.teardown(() => reader.destroy())
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/backfill.ts', '--start', new Date(old).toISOString(), '--end', new Date(quiet + 3_600_000).toISOString()], {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env, SWEEP_LOOKBACK_HOURS: '48' },
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  let err = ''
+  child.stderr.on('data', (c: Buffer) => { err += c.toString() })
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0, err)
+  const marks = ((await reader.send(new ListObjectsV2Command({ Bucket: SECRETS.bucket, Prefix: 'ledger/digest-pending/' }))).Contents ?? []).map((o) => o.Key)
+  t.same(marks, [`ledger/digest-pending/${new Date(old).toISOString().slice(0, 13).replace(/-/g, '/').replace('T', '/')}`], 'the hour that got alerts, not the quiet one')
+})

@@ -1,7 +1,8 @@
 // moto (an S3 that enforces conditional writes, checksums and Object Lock), run by the tests
 // themselves on loopback. s3rver and fauxqs ignore all three, so what rests on them is tested here.
-// Without moto_server on PATH the tests that need it are not run and say so; with
-// REQUIRE_MOTO=1 (CI) they fail instead, so that no run passes with them left out.
+// Without moto_server on PATH the tests that need it are not run, and the summary of the run
+// names each with how to get moto; with REQUIRE_MOTO=1 (CI) they fail instead, so that no run
+// passes with them left out.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { accessSync, constants } from 'node:fs'
@@ -12,9 +13,8 @@ import type { Store } from '../../services/storage.js'
 
 type Tap = {
   teardown: (fn: () => unknown) => void
-  comment: (...args: unknown[]) => void
   fail: (message: string) => boolean
-  test: (name: string, fn: (t: any) => Promise<void>) => Promise<unknown>
+  test: (name: string, ...rest: any[]) => Promise<unknown>
 }
 
 export const MOTO_CREDENTIALS = { accessKeyId: 'moto-test-key', secretAccessKey: 'moto-test-secret' }
@@ -101,24 +101,26 @@ export async function startMoto (t: Tap, executable: string, buckets: Array<{ na
   return { endpoint, pid: child.pid ?? -1, client, close: async () => stop(child) }
 }
 
+/** Why a moto test did not run, as tap's summary shows it beside the test's name. */
+export const MOTO_NOT_RUN = `NOT RUN (moto_server not on PATH): install moto to run it: ${MOTO_INSTALL}`
+
 /**
- * Runs `fn` as a subtest when moto is installed. When it is not, the subtest is not run and a
- * comment says which and how to get moto (a skipped test would count as passed); with
- * REQUIRE_MOTO=1 in the environment, a missing moto fails instead.
+ * Runs `fn` as a subtest when moto is installed. When it is not, the subtest is reported as
+ * skipped with the reason, so that the summary at the end of `npm test` lists each test that did
+ * not run and how to get moto; with REQUIRE_MOTO=1 in the environment (CI), a missing moto fails
+ * instead, so no run passes with them left out.
  */
 export async function withMoto (t: Tap, name: string, fn: (t: any, executable: string) => Promise<void>, env = process.env): Promise<void> {
   const executable = findMotoServer(env.PATH)
   if (executable !== undefined) {
-    await t.test(name, async (t) => fn(t, executable))
+    await t.test(name, async (t: any) => fn(t, executable))
     return
   }
   if (env.REQUIRE_MOTO === '1') {
     t.fail(`moto_server is not on PATH and REQUIRE_MOTO=1: "${name}" cannot run (install it: ${MOTO_INSTALL})`)
     return
   }
-  const note = `NOT RUN (moto_server not on PATH): "${name}". Install moto to run it: ${MOTO_INSTALL}`
-  t.comment(note)
-  process.stderr.write(`# ${note}\n`)
+  await t.test(name, { skip: MOTO_NOT_RUN }, async () => {})
 }
 
 /** The service's own store over a bucket of `moto`, as the service would build it; destroyed at teardown. */

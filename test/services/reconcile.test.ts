@@ -7,6 +7,7 @@ import { reconcile, type ReconcileDeps, type ReconcileProgress } from '../../ser
 import { closeThreatStackClient, createThreatStackClient } from '../../services/threatstack.js'
 import { startThreatStackSimulator } from '../../dev/threatstack-simulator.js'
 import { LOCAL_S3_CREDENTIALS } from '../../dev/local-s3.js'
+import { listKeys } from '../../services/storage.js'
 import { NO_RETRY } from '../helpers/build.js'
 import { startBackend, type CountingStore } from '../helpers/s3.js'
 
@@ -122,6 +123,10 @@ t.test('the command: plain progress lines off a terminal, summary, exit code', a
   t.match(first.err, /^checked 150, repaired 49, failed 1$/m, 'the final line')
   t.notMatch(first.err, /\r/, 'no carriage returns off a terminal')
   t.match(first.out, /^checked: 150\nrepaired: 49\nstill missing: 1\n {2}cli-half-000 {2}ThreatStackAPIError/)
+
+  const marks: string[] = []
+  for await (const key of listKeys(store, { Prefix: 'ledger/digest-pending/' })) marks.push(key)
+  t.same(marks, ['ledger/digest-pending/2017/01/15/23'], 'the hour it completed, older than the digest job\'s lookback, is marked for its next run')
 
   const second = await run(['--start', '2017-01-15T23:00:00Z', '--end', '2017-01-16'])
   t.equal(second.code, 0)
