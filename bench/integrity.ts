@@ -268,10 +268,39 @@ const out = {
   verify: { ok: report.ok, alerts: ALERTS * HOURS, objects: report.objectsChecked, seconds: verifySeconds, objectsPerSecond: report.objectsChecked / verifySeconds }
 }
 process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
+function markdown (): string {
+  const f = (x: number, digits = 1): string => x.toFixed(digits)
+  const w = webhooks
+  const i = ingest.integrity
+  const p = ingest.plain
+  return [
+    '# Integrity benchmark',
+    '',
+    `Run of ${out.date} (Node ${out.node}, ${out.server}). Webhooks: ${w.perVariant} per variant at concurrency ${w.concurrency}, ${w.rounds} ABBA rounds, Threat Stack simulator with ${w.threatstackLatencyMs} ms added; "plain" is the same service process with If-None-Match and the checksum headers removed from its S3 requests. PUTs: ${out.ingest.puts} per variant at concurrency ${out.concurrency}.`,
+    '',
+    '| measure | with integrity | plain | ratio (integrity / plain) |',
+    '|---|---|---|---|',
+    `| webhooks/s | ${f(w.integrity.webhooksPerSecond)} | ${f(w.plain.webhooksPerSecond)} | ${f(w.throughputRatio, 3)} |`,
+    `| webhook p50 ms | ${w.integrity.p50Ms} | ${w.plain.p50Ms} | ${f(w.p50Ratio, 3)} |`,
+    `| webhook p99 ms | ${w.integrity.p99Ms} | ${w.plain.p99Ms} | ${f(w.integrity.p99Ms / w.plain.p99Ms, 3)} |`,
+    `| service CPU ms / webhook | ${f(w.integrity.serviceCpuMsPerWebhook, 2)} | ${f(w.plain.serviceCpuMsPerWebhook, 2)} | ${f(w.integrity.serviceCpuMsPerWebhook / w.plain.serviceCpuMsPerWebhook, 3)} |`,
+    `| moto CPU ms / webhook | ${f(w.integrity.motoCpuMsPerWebhook, 2)} | ${f(w.plain.motoCpuMsPerWebhook, 2)} | ${f(w.integrity.motoCpuMsPerWebhook / w.plain.motoCpuMsPerWebhook, 3)} |`,
+    `| PUTs/s | ${f(i?.putsPerSecond ?? Number.NaN)} | ${f(p?.putsPerSecond ?? Number.NaN)} | ${f((i?.putsPerSecond ?? Number.NaN) / (p?.putsPerSecond ?? Number.NaN), 3)} |`,
+    `| PUT p50 ms | ${f(i?.p50Ms ?? Number.NaN)} | ${f(p?.p50Ms ?? Number.NaN)} | ${f((i?.p50Ms ?? Number.NaN) / (p?.p50Ms ?? Number.NaN), 3)} |`,
+    '',
+    '| job | objects | seconds | objects/s |',
+    '|---|---|---|---|',
+    `| digest job, one hour of ${out.digest.alertsPerHour} alerts (median of ${HOURS} hours) | ${out.digest.objectsPerHour} | ${f(out.digest.secondsPerHour)} | ${f(out.digest.objectsPerHour / out.digest.secondsPerHour)} |`,
+    `| verify, ${out.verify.alerts} alerts | ${out.verify.objects} | ${f(out.verify.seconds)} | ${f(out.verify.objectsPerSecond)} |`,
+    ''
+  ].join('\n')
+}
+
 if (!smoke) {
   const dir = resultsDir(process.argv.slice(2))
   await mkdir(dir, { recursive: true })
   await writeFile(join(dir, 'integrity.json'), `${JSON.stringify(out, null, 2)}\n`)
+  await writeFile(join(dir, 'integrity.md'), markdown())
   process.stderr.write(`results written to ${dir}\n`)
 }
 // The run measured what it says only if the stripped variant sent no integrity header and stored
