@@ -93,6 +93,12 @@ export async function startLocalDependencies (print: (text: string) => void, sou
   if (env.AUTH_MODE !== 'none' && env.INGEST_TOKENS === undefined && env.READ_TOKENS === undefined) {
     Object.assign(env, { INGEST_TOKENS: DEV_INGEST_TOKEN, READ_TOKENS: DEV_READ_TOKEN })
     notes.push(`dev tokens: ingest "${DEV_INGEST_TOKEN}", read "${DEV_READ_TOKEN}"`)
+    // The dev tokens are printed and in the README: with them the server answers this machine only,
+    // unless HOST says otherwise.
+    if (env.HOST === undefined) {
+      env.HOST = '127.0.0.1'
+      notes.push('listening on 127.0.0.1 only, as the dev tokens are no secret (HOST=0.0.0.0 to reach it from elsewhere)')
+    }
   }
 
   if (embeddedS3 && env.DIGEST_SIGNING_KEY_FILE === undefined && env.DIGEST_KMS_KEY_ID === undefined) {
@@ -145,8 +151,11 @@ export async function startLocalDependencies (print: (text: string) => void, sou
       }
       const address = addresses.find((a) => a.family === 'IPv4') ?? addresses[0]
       if (address === undefined) return
-      const host = address.address === '0.0.0.0' || address.address === '::' ? 'localhost' : address.address
+      const host = ['0.0.0.0', '::', '127.0.0.1', '::1'].includes(address.address) ? 'localhost' : address.address
       const base = `http://${host}:${address.port}`
+      // The sender's own requests go to the address itself: `localhost` may resolve to an address not listened on.
+      const direct = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address
+      const senderBase = `http://${direct.includes(':') ? `[${direct}]` : direct}:${address.port}`
       const ingest = config.auth.ingestTokens[0] ?? '<ingest token>'
       const read = config.auth.readTokens[0] ?? '<read token>'
       const id = '587c0159a907346eccb84004'
@@ -154,7 +163,7 @@ export async function startLocalDependencies (print: (text: string) => void, sou
         const token = config.auth.ingestTokens[0]
         stream = startAlertStream({
           simulator,
-          url: `${base}/api/v1/s3/alert${token === undefined ? '' : `?token=${encodeURIComponent(token)}`}`,
+          url: `${senderBase}/api/v1/s3/alert${token === undefined ? '' : `?token=${encodeURIComponent(token)}`}`,
           intervalMs: sending.intervalMs,
           print
         })

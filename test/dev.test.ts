@@ -38,6 +38,8 @@ t.test('with nothing configured, dev starts local S3, the simulator and dev toke
   t.match(lines.join('\n'), /embedded S3 \(s3rver\)[\s\S]*Threat Stack simulator[\s\S]*dev tokens/, 'says what it started')
   t.match(lines.join('\n'), /digests signed with .*digest-signing-key\.pem; verify with --public-key .*digest-public-key\.pem/, 'says where the digest keys are')
   t.match(local.config.integrity.signingKeyFile, /digest-signing-key\.pem$/, 'the embedded archive\'s digests are signed')
+  t.equal(local.config.server.host, '127.0.0.1', 'with HOST unset, the dev server answers this machine only')
+  t.match(lines.join('\n'), 'listening on 127.0.0.1 only', 'and says so')
 
   const server = Fastify({ ...serverOptions(local.config), logger: false })
   await server.register(app, { config: local.config })
@@ -65,6 +67,16 @@ t.test('with nothing configured, dev starts local S3, the simulator and dev toke
   t.match(announced, `THREATSTACK_BASE_URL=${local.config.threatstack.baseUrl} THREATSTACK_API_KEY=dev-api-key THREATSTACK_USER_ID=dev-user THREATSTACK_ORGANIZATION_ID=dev-org`)
   t.match(announced, 'npm run reconcile -- --start')
   t.match(announced, 'dev: simulated Threat Stack sender off (DEV_SENDER=off)', 'says the sender is off')
+})
+
+t.test('a HOST that is set is the dev server\'s listen address', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ts2s3-dev-'))
+  t.teardown(async () => rm(dir, { recursive: true, force: true }))
+  const { log, lines } = capture()
+  const local = await startLocalDependencies(log, { HOST: '0.0.0.0', DEV_SENDER: 'off' }, join(dir, 's3'))
+  t.teardown(async () => local.close())
+  t.equal(local.config.server.host, '0.0.0.0')
+  t.notMatch(lines.join('\n'), 'listening on 127.0.0.1 only')
 })
 
 t.test('the simulated sender\'s period is checked like any variable; with a configured Threat Stack there is no sender', async (t) => {
