@@ -1,5 +1,6 @@
-// What the commands share: the S3 part of the service's configuration (read from the same
-// environment variables) and the [start, end) of the days asked for.
+// What the commands share: their arguments and usage errors, the S3 part of the service's
+// configuration (read from the same environment variables) and the [start, end) of the days asked for.
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
 import { loadConfig, readEnv, ConfigError, type Config } from '../config.js'
 import { ServiceError } from '../errors/index.js'
 import { parseRange, type TimeRange } from '../services/search.js'
@@ -67,11 +68,17 @@ export function statusLine (stream: NodeJS.WriteStream): { show: (line: string) 
   }
 }
 
+export interface UsageExits {
+  fail: (message: string, withUsage?: boolean) => never
+  usage: <T>(fn: () => T) => T
+}
+
 /**
  * A command's way out on bad input: its message and the usage on stderr, exit 2; and `usage(fn)`,
- * which runs argument checks and ends the command that way on a UsageError.
+ * which runs argument checks and ends the command that way on a UsageError. Declare the result
+ * as `const exits: UsageExits`: only then does the compiler know that `exits.fail` ends the command.
  */
-export function usageExits (text: string): { fail: (message: string, withUsage?: boolean) => never, usage: <T>(fn: () => T) => T } {
+export function usageExits (text: string): UsageExits {
   const fail = (message: string, withUsage = true): never => {
     process.stderr.write(withUsage ? `${message}\n\n${text}\n` : `${message}\n`)
     process.exit(2)
@@ -87,4 +94,31 @@ export function usageExits (text: string): { fail: (message: string, withUsage?:
       }
     }
   }
+}
+
+const HELP = { help: { type: 'boolean', short: 'h' } } as const
+
+type CommandArgs<O extends ParseArgsOptionsConfig, P extends boolean> =
+  ReturnType<typeof parseArgs<{ options: O & typeof HELP, allowPositionals: P, strict: true }>>
+
+/**
+ * A command's arguments, parsed strictly by node:util's parseArgs and typed from `options`.
+ * Every command has -h/--help: the usage on stdout, exit 0. An argument parseArgs rejects
+ * ends the command with its message and the usage, exit 2.
+ */
+export function commandArgs<const O extends ParseArgsOptionsConfig, const P extends boolean = false> (
+  text: string, options: O, config?: { allowPositionals: P }
+): CommandArgs<O, P> {
+  const exits: UsageExits = usageExits(text)
+  let parsed: CommandArgs<O, P>
+  try {
+    parsed = parseArgs({ options: { ...options, ...HELP }, allowPositionals: config?.allowPositionals ?? false as P, strict: true })
+  } catch (err) {
+    exits.fail(err instanceof Error ? err.message : String(err))
+  }
+  if ((parsed.values as { help?: boolean }).help === true) {
+    process.stdout.write(`${text}\n`)
+    process.exit(0)
+  }
+  return parsed
 }

@@ -3,11 +3,10 @@
 // past range (it keeps them a year) and writes each hour's ledger. Reads the service's
 // configuration from the environment; resumable: hours whose ledger says complete are skipped.
 import { hostname } from 'node:os'
-import { parseArgs } from 'node:util'
 import { ServiceError, UNEXPECTED_MESSAGE } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
 import { closeThreatStackClient, createThreatStackClient } from '../services/threatstack.js'
-import { commandConfig, intOption, rangeOf, usageExits } from './archive-env.js'
+import { commandArgs, commandConfig, intOption, rangeOf, usageExits, type UsageExits } from './archive-env.js'
 import { backfillHour } from '../services/backfill.js'
 import { HOUR_MS, hourPath, hourStart, readLedger } from '../services/ledger.js'
 import { claimLease, releaseLease } from '../services/leases.js'
@@ -24,38 +23,22 @@ archived and writes nothing. Needs the Threat Stack API v2 (Hawk) credentials.
 Exit code: 0 every hour complete, 1 something missing or pending (or, dry run, lacking),
 2 bad arguments or configuration.`
 
-const exits = usageExits(USAGE)
-// Typed where it is declared, so that the compiler knows a call to it ends the command.
-const fail: (message: string, withUsage?: boolean) => never = exits.fail
-const { usage } = exits
-
-let args: { start?: string, end?: string, concurrency?: string, 'dry-run'?: boolean, force?: boolean, help?: boolean }
-try {
-  args = parseArgs({
-    options: {
-      start: { type: 'string' },
-      end: { type: 'string' },
-      concurrency: { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      force: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' }
-    }
-  }).values
-} catch (err) {
-  fail((err as Error).message)
-}
-if (args.help === true) {
-  process.stdout.write(`${USAGE}\n`)
-  process.exit(0)
-}
+const exits: UsageExits = usageExits(USAGE)
+const { values: args } = commandArgs(USAGE, {
+  start: { type: 'string' },
+  end: { type: 'string' },
+  concurrency: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  force: { type: 'boolean' }
+})
 const dryRun = args['dry-run'] === true
 const force = args.force === true
 
-const { range, concurrency } = usage(() => ({ range: rangeOf(args.start, args.end), concurrency: intOption('concurrency', args.concurrency, 8, 256) }))
+const { range, concurrency } = exits.usage(() => ({ range: rangeOf(args.start, args.end), concurrency: intOption('concurrency', args.concurrency, 8, 256) }))
 
-const config = usage(() => commandConfig())
+const config = exits.usage(() => commandConfig())
 if (config.threatstack.auth.kind === 'legacy') {
-  fail('backfill needs the Threat Stack API v2: set THREATSTACK_USER_ID and THREATSTACK_ORGANIZATION_ID (the legacy API key cannot list alerts)', false)
+  exits.fail('backfill needs the Threat Stack API v2: set THREATSTACK_USER_ID and THREATSTACK_ORGANIZATION_ID (the legacy API key cannot list alerts)', false)
 }
 
 // Only closed hours: the current one is still filling.

@@ -1,14 +1,13 @@
 #!/usr/bin/env node
 // threatstack-to-s3-compact: builds the table tier (Parquet per UTC day) of past days from the
 // archive's JSON objects. Days already built from the same objects are left as they are.
-import { parseArgs } from 'node:util'
 import { ServiceError } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
 import { randomUUID } from 'node:crypto'
 import { compactDay, dayLeaseName, daysOf, parseDay, DAY_MS, type CompactResult } from '../services/tables.js'
 import { underLease } from '../services/sweeper.js'
 import { openDb } from '../services/duckdb.js'
-import { intOption, rangeOf, s3Config, statusLine } from './archive-env.js'
+import { commandArgs, intOption, rangeOf, s3Config, statusLine, usageExits } from './archive-env.js'
 
 const USAGE = `Usage: npm run compact -- --start <date> --end <date> [--concurrency <n>]
 
@@ -19,29 +18,12 @@ missing the alerts still to come. Each day is built under the same lease as the 
 compaction of it: a day another writer is building is skipped. Configuration: the service's environment variables (S3 only).
 Exit code: 0 done, 1 the archive could not be read or written, 2 bad arguments or configuration.`
 
-function fail (message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}\n`)
-  process.exit(2)
-}
-
-let args: { start?: string, end?: string, concurrency?: string, help?: boolean }
-let concurrency: number
-let range
-let cfg
-try {
-  args = parseArgs({
-    options: { start: { type: 'string' }, end: { type: 'string' }, concurrency: { type: 'string' }, help: { type: 'boolean', short: 'h' } }
-  }).values
-  if (args.help === true) {
-    process.stdout.write(`${USAGE}\n`)
-    process.exit(0)
-  }
-  range = rangeOf(args.start, args.end)
-  concurrency = intOption('concurrency', args.concurrency, 16, 256)
-  cfg = s3Config()
-} catch (err) {
-  fail(err instanceof Error ? err.message : String(err))
-}
+const { values: args } = commandArgs(USAGE, { start: { type: 'string' }, end: { type: 'string' }, concurrency: { type: 'string' } })
+const { range, concurrency, cfg } = usageExits(USAGE).usage(() => ({
+  range: rangeOf(args.start, args.end),
+  concurrency: intOption('concurrency', args.concurrency, 16, 256),
+  cfg: s3Config()
+}))
 
 const s3 = createS3Client(cfg)
 const store = storeOf(cfg, s3)

@@ -1,7 +1,7 @@
 // npm run demo [-- --url http://localhost:3000]: shows the service at work against a running
 // `npm run dev`. Tokens: DEMO_INGEST_TOKEN and DEMO_READ_TOKEN, else the dev tokens.
-import { parseArgs } from 'node:util'
 import { DEMO_DEFAULTS, runDemo } from '../dev/demo.js'
+import { commandArgs } from './archive-env.js'
 
 const USAGE = `Usage: npm run demo [-- --url <base URL>]
 
@@ -15,17 +15,7 @@ as expected.
 
 Tokens: DEMO_INGEST_TOKEN and DEMO_READ_TOKEN, else the dev tokens npm run dev uses.`
 
-let values: { url?: string, help?: boolean }
-try {
-  values = parseArgs({ options: { url: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }).values
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`)
-  process.exit(2)
-}
-if (values.help === true) {
-  process.stdout.write(`${USAGE}\n`)
-  process.exit(0)
-}
+const { values } = commandArgs(USAGE, { url: { type: 'string' } })
 const port = process.env.PORT !== undefined && process.env.PORT.trim() !== '' ? process.env.PORT.trim() : new URL(DEMO_DEFAULTS.baseUrl).port
 const baseUrl = values.url ?? process.env.DEMO_URL ?? `http://localhost:${port}`
 try {

@@ -1,13 +1,12 @@
 #!/usr/bin/env node
 // threatstack-to-s3-query: SQL over the archived alerts of a time range, run in-process by DuckDB.
-import { parseArgs } from 'node:util'
 import { ServiceError } from '../errors/index.js'
 import { QueryError } from '../services/duckdb.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
 import { queryAlerts } from '../services/query.js'
 import { COLUMNS } from '../services/tables.js'
 import { formatCsv, formatJson, formatTable } from './format.js'
-import { intOption, rangeOf, s3Config, statusLine } from './archive-env.js'
+import { commandArgs, intOption, rangeOf, s3Config, statusLine, usageExits, type UsageExits } from './archive-env.js'
 
 const USAGE = `Usage: npm run query -- --start <date> --end <date> [--json | --csv] [--from-json] "<SQL>"
 
@@ -24,43 +23,23 @@ Configuration: the service's environment variables (S3 only, read access).
 Exit code: 0 done, 1 the SQL was rejected (DuckDB's message is printed), 2 bad arguments or
 configuration, 3 the archive could not be read (or another failure, printed).`
 
-function fail (message: string): never {
-  process.stderr.write(`${message}\n\n${USAGE}\n`)
-  process.exit(2)
-}
-
-let values: { start?: string, end?: string, json?: boolean, csv?: boolean, 'from-json'?: boolean, concurrency?: string, help?: boolean }
-let sql: string
-let range
-let cfg
-let concurrency: number
-try {
-  const parsed = parseArgs({
-    allowPositionals: true,
-    options: {
-      start: { type: 'string' },
-      end: { type: 'string' },
-      json: { type: 'boolean' },
-      csv: { type: 'boolean' },
-      'from-json': { type: 'boolean' },
-      concurrency: { type: 'string' },
-      help: { type: 'boolean', short: 'h' }
-    }
-  })
-  values = parsed.values
-  if (values.help === true) {
-    process.stdout.write(`${USAGE}\n`)
-    process.exit(0)
-  }
-  if (values.json === true && values.csv === true) fail('--json and --csv exclude each other')
-  if (parsed.positionals.length !== 1 || parsed.positionals[0]?.trim() === '') fail('one SQL statement is required (quote it)')
-  sql = parsed.positionals[0] as string
-  range = rangeOf(values.start, values.end)
-  concurrency = intOption('concurrency', values.concurrency, 16, 256)
-  cfg = s3Config()
-} catch (err) {
-  fail(err instanceof Error ? err.message : String(err))
-}
+const exits: UsageExits = usageExits(USAGE)
+const { values, positionals } = commandArgs(USAGE, {
+  start: { type: 'string' },
+  end: { type: 'string' },
+  json: { type: 'boolean' },
+  csv: { type: 'boolean' },
+  'from-json': { type: 'boolean' },
+  concurrency: { type: 'string' }
+}, { allowPositionals: true })
+if (values.json === true && values.csv === true) exits.fail('--json and --csv exclude each other')
+const [sql] = positionals
+if (positionals.length !== 1 || sql === undefined || sql.trim() === '') exits.fail('one SQL statement is required (quote it)')
+const { range, concurrency, cfg } = exits.usage(() => ({
+  range: rangeOf(values.start, values.end),
+  concurrency: intOption('concurrency', values.concurrency, 16, 256),
+  cfg: s3Config()
+}))
 
 const s3 = createS3Client(cfg)
 const status = statusLine(process.stderr)

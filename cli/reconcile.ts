@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 // threatstack-to-s3-reconcile: completes the archive of a time range. Reads the service's
 // configuration from the environment; exits 0 when every alert of the range is complete.
-import { parseArgs } from 'node:util'
 import { ServiceError, UNEXPECTED_MESSAGE } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
 import { closeThreatStackClient, createThreatStackClient } from '../services/threatstack.js'
-import { commandConfig, intOption, rangeOf, usageExits } from './archive-env.js'
+import { commandArgs, commandConfig, intOption, rangeOf, usageExits, type UsageExits } from './archive-env.js'
 import { reconcile, type ReconcileProgress } from '../services/reconcile.js'
 import { hourStart, markLateHour } from '../services/digest.js'
 
@@ -16,27 +15,12 @@ not, fetches them from Threat Stack and stores them. Dates are RFC 3339 date-tim
 offset, or plain dates (midnight UTC). Configuration: the service's environment variables.
 Exit code: 0 all complete, 1 some still missing, 2 bad arguments or configuration.`
 
-const exits = usageExits(USAGE)
-// Typed where it is declared, so that the compiler knows a call to it ends the command.
-const fail: (message: string, withUsage?: boolean) => never = exits.fail
-const { usage } = exits
+const exits: UsageExits = usageExits(USAGE)
+const { values: args } = commandArgs(USAGE, { start: { type: 'string' }, end: { type: 'string' }, concurrency: { type: 'string' } })
 
-let args: { start?: string, end?: string, concurrency?: string, help?: boolean }
-try {
-  args = parseArgs({
-    options: { start: { type: 'string' }, end: { type: 'string' }, concurrency: { type: 'string' }, help: { type: 'boolean', short: 'h' } }
-  }).values
-} catch (err) {
-  fail((err as Error).message)
-}
-if (args.help === true) {
-  process.stdout.write(`${USAGE}\n`)
-  process.exit(0)
-}
+const { range, concurrency } = exits.usage(() => ({ range: rangeOf(args.start, args.end), concurrency: intOption('concurrency', args.concurrency, 8, 256) }))
 
-const { range, concurrency } = usage(() => ({ range: rangeOf(args.start, args.end), concurrency: intOption('concurrency', args.concurrency, 8, 256) }))
-
-const config = usage(() => commandConfig())
+const config = exits.usage(() => commandConfig())
 
 const s3 = createS3Client(config.s3)
 const threatstack = createThreatStackClient(config.threatstack)

@@ -1,12 +1,11 @@
 #!/usr/bin/env node
 // threatstack-to-s3-verify: proves, or disproves, that the archive of a time range is what its
 // signed hourly digests say. Needs read access to the bucket and the digests' public key only.
-import { parseArgs } from 'node:util'
 import { readFileSync } from 'node:fs'
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { ServiceError } from '../errors/index.js'
 import { createS3Client, storeOf } from '../services/s3-client.js'
-import { intOption, rangeOf, s3Config, usageExits } from './archive-env.js'
+import { commandArgs, intOption, rangeOf, s3Config, usageExits, type UsageExits } from './archive-env.js'
 import { verifyArchive, type HourReport, type VerifyProgress } from '../services/verify.js'
 
 const USAGE = `Usage: threatstack-to-s3-verify --start <date> --end <date> --public-key <file> [--json] [--concurrency <n>]
@@ -19,42 +18,26 @@ date-times with offset, or plain dates (midnight UTC). S3 access: the service's 
 (TS_AWS_S3_BUCKET, TS_AWS_S3_PREFIX, AWS_REGION, AWS_ENDPOINT_URL_S3, AWS credentials).
 Exit code: 0 everything verifies, 1 something does not, 2 bad arguments or configuration.`
 
-const exits = usageExits(USAGE)
-// Typed where it is declared, so that the compiler knows a call to it ends the command.
-const fail: (message: string, withUsage?: boolean) => never = exits.fail
-const { usage } = exits
-
-let args: { start?: string, end?: string, 'public-key'?: string, json?: boolean, concurrency?: string, help?: boolean }
-try {
-  args = parseArgs({
-    options: {
-      start: { type: 'string' },
-      end: { type: 'string' },
-      'public-key': { type: 'string' },
-      json: { type: 'boolean' },
-      concurrency: { type: 'string' },
-      help: { type: 'boolean', short: 'h' }
-    }
-  }).values
-} catch (err) {
-  fail((err as Error).message)
-}
-if (args.help === true) {
-  process.stdout.write(`${USAGE}\n`)
-  process.exit(0)
-}
-const { range, concurrency } = usage(() => ({ range: rangeOf(args.start, args.end), concurrency: intOption('concurrency', args.concurrency, 16, 256) }))
-if (args['public-key'] === undefined) fail('--public-key is required')
+const exits: UsageExits = usageExits(USAGE)
+const { values: args } = commandArgs(USAGE, {
+  start: { type: 'string' },
+  end: { type: 'string' },
+  'public-key': { type: 'string' },
+  json: { type: 'boolean' },
+  concurrency: { type: 'string' }
+})
+const { range, concurrency } = exits.usage(() => ({ range: rangeOf(args.start, args.end), concurrency: intOption('concurrency', args.concurrency, 16, 256) }))
+if (args['public-key'] === undefined) exits.fail('--public-key is required')
 
 let publicKey: KeyObject
 try {
   publicKey = createPublicKey(readFileSync(args['public-key']))
 } catch {
-  fail('--public-key must name a readable public key file (PEM)')
+  exits.fail('--public-key must name a readable public key file (PEM)')
 }
 
 // An auditor has read access to the bucket, not the service's secrets: no tokens, no API key.
-const s3Settings = usage(() => s3Config())
+const s3Settings = exits.usage(() => s3Config())
 
 const s3 = createS3Client(s3Settings)
 const tty = process.stderr.isTTY
