@@ -19,8 +19,8 @@
 import autocannon from 'autocannon'
 import { freePort } from '../dev/net.js'
 import {
-  CREATED_AT, HEAP_MB, INGEST_TOKEN, incompleteInS3, processStats, sampleRss, serviceEnv, spawnPlain, startService,
-  startUpstreamsProcess, stopProcess, type Upstreams
+  HEAP_MB, incompleteInS3, processStats, sampleRss, serviceEnv, spawnPlain, startService,
+  startUpstreamsProcess, stopProcess, webhookRequests, type Upstreams
 } from './lib.js'
 import { markdown, resultsDir, writeResults, type Row, type Run, type Side } from './report.js'
 
@@ -60,25 +60,13 @@ const drainS = Number(process.env.BENCH_DRAIN_S ?? (smoke ? 60 : 300))
 const ackServiceEnv: Record<string, string> = ack ? { ENRICH_WAIT_MS: enrichWaitMs, ENRICH_CONCURRENCY: process.env.BENCH_ENRICH_CONCURRENCY ?? '64' } : {}
 
 async function serviceStep (url: string, pid: number, concurrency: number, answered: string[], tag: string, seconds = roundS): Promise<Round> {
-  let counter = 0
   const before = await processStats(pid)
   const rss = sampleRss(pid)
   const result = await autocannon({
     url: `${url}/api/v1/s3/alert`,
     connections: concurrency,
     duration: seconds,
-    requests: [{
-      method: 'POST',
-      headers: { authorization: `Bearer ${INGEST_TOKEN}`, 'content-type': 'application/json' },
-      setupRequest: (req: Record<string, unknown>, context: Record<string, unknown>) => {
-        const id = `${tag}-${counter++}`
-        context.id = id
-        return { ...req, body: JSON.stringify({ id, created_at: String(CREATED_AT), severity: '2', title: 'bench' }) }
-      },
-      onResponse: (status: number, _body: string, context: Record<string, unknown>) => {
-        if (status === 200) answered.push(context.id as string)
-      }
-    } as never]
+    requests: webhookRequests(tag, (status, id) => { if (status === 200) answered.push(id) })
   })
   const { peak } = rss.stop()
   const statuses = Object.entries((result as unknown as { statusCodeStats: Record<string, { count: number }> }).statusCodeStats ?? {})

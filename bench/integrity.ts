@@ -29,7 +29,7 @@ import { putJson } from '../services/storage.js'
 import { HOUR_MS, runDigestJob } from '../services/digest.js'
 import { ed25519Signer } from '../services/signer.js'
 import { verifyArchive } from '../services/verify.js'
-import { CREATED_AT, HEAP_MB, INGEST_TOKEN, incompleteInS3, processStats, serviceEnv, spawnScript, stopProcess } from './lib.js'
+import { CREATED_AT, HEAP_MB, incompleteInS3, processStats, serviceEnv, spawnScript, stopProcess, webhookRequests } from './lib.js'
 import { resultsDir } from './report.js'
 
 const PUTS = Number(process.env.BENCH_PUTS ?? 2000)
@@ -124,7 +124,6 @@ async function switchTo (variant: Variant): Promise<number> {
 
 interface WebhookRound { ok: number, errors: number, seconds: number, p50: number, p99: number, serviceCpu: number, motoCpu: number }
 async function webhookRound (variant: Variant, n: number, tag: string, answered: Map<string, Variant>): Promise<WebhookRound> {
-  let counter = 0
   const service0 = await processStats(serviceProcess.pid!)
   const moto0 = await processStats(moto.pid!)
   // The round's time is measured here, to its last answer: autocannon's own is counted in its
@@ -136,19 +135,10 @@ async function webhookRound (variant: Variant, n: number, tag: string, answered:
     connections: WEBHOOK_CONCURRENCY,
     amount: n,
     timeout: 60,
-    requests: [{
-      method: 'POST',
-      headers: { authorization: `Bearer ${INGEST_TOKEN}`, 'content-type': 'application/json' },
-      setupRequest: (req: Record<string, unknown>, context: Record<string, unknown>) => {
-        const id = `${tag}-${counter++}`
-        context.id = id
-        return { ...req, body: JSON.stringify({ id, created_at: String(CREATED_AT), severity: '2', title: 'bench' }) }
-      },
-      onResponse: (status: number, _body: string, context: Record<string, unknown>) => {
-        last = performance.now()
-        if (status === 200) answered.set(context.id as string, variant)
-      }
-    } as never]
+    requests: webhookRequests(tag, (status, id) => {
+      last = performance.now()
+      if (status === 200) answered.set(id, variant)
+    })
   })
   const seconds = (last - t0) / 1000
   const service1 = await processStats(serviceProcess.pid!)

@@ -28,6 +28,24 @@ export const CREATED_AT = Date.UTC(2017, 0, 15, 23, 10)
  * than the service.
  */
 export const HEAP_MB = Number(process.env.BENCH_HEAP_MB ?? 1024)
+
+/**
+ * autocannon's request for authenticated webhooks: one bare alert per request, each with its own
+ * id (`<tag>-<n>`), `onAnswer` told each answer's status and id.
+ */
+export function webhookRequests (tag: string, onAnswer: (status: number, id: string) => void): never[] {
+  let counter = 0
+  return [{
+    method: 'POST',
+    headers: { authorization: `Bearer ${INGEST_TOKEN}`, 'content-type': 'application/json' },
+    setupRequest: (req: Record<string, unknown>, context: Record<string, unknown>) => {
+      const id = `${tag}-${counter++}`
+      context.id = id
+      return { ...req, body: JSON.stringify({ id, created_at: String(CREATED_AT), severity: '2', title: 'bench' }) }
+    },
+    onResponse: (status: number, _body: string, context: Record<string, unknown>) => { onAnswer(status, context.id as string) }
+  } as never]
+}
 const heapArgs = HEAP_MB > 0 ? [`--max-heap-size=${HEAP_MB}`] : []
 
 // Children are ended with this process, however it ends (a timeout's SIGTERM included).

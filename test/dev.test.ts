@@ -18,6 +18,14 @@ import { DEV_BUCKET, DEV_INGEST_TOKEN, DEV_READ_TOKEN, startLocalDependencies } 
 // Several real npm process trees start here: room for a busy machine.
 t.setTimeout(240_000)
 
+/** Every upstream and the tokens configured: dev starts no stand-in. */
+const CONFIGURED = {
+  TS_AWS_S3_BUCKET: 'real-bucket',
+  THREATSTACK_API_KEY: 'real-key',
+  INGEST_TOKENS: 'ingest-token-0123456789',
+  READ_TOKENS: 'read-token-0123456789a'
+}
+
 function capture (): { log: (text: string) => void, lines: string[] } {
   const lines: string[] = []
   return { log: (text) => { lines.push(text) }, lines }
@@ -92,12 +100,7 @@ t.test('the simulated sender\'s period is checked like any variable; with a conf
   t.same((several as ConfigError).problems.map((p) => p.variable), ['PORT', 'TRUST_PROXY', 'DEV_SENDER_INTERVAL_S'], 'every invalid variable at once')
 
   const { log: log2, lines } = capture()
-  const local = await startLocalDependencies(log2, {
-    TS_AWS_S3_BUCKET: 'real-bucket',
-    THREATSTACK_API_KEY: 'real-key',
-    INGEST_TOKENS: 'ingest-token-0123456789',
-    READ_TOKENS: 'read-token-0123456789a'
-  }, '/nonexistent')
+  const local = await startLocalDependencies(log2, { ...CONFIGURED }, '/nonexistent')
   t.teardown(async () => local.close())
   local.announce([{ address: '127.0.0.1', family: 'IPv4', port: 9 }])
   t.notMatch(lines.join('\n'), /sender/, 'the developer\'s own Threat Stack sends its own webhooks')
@@ -105,12 +108,7 @@ t.test('the simulated sender\'s period is checked like any variable; with a conf
 
 t.test('configured upstreams are used as they are, with no local stand-in', async (t) => {
   const { log, lines } = capture()
-  const local = await startLocalDependencies(log, {
-    TS_AWS_S3_BUCKET: 'real-bucket',
-    THREATSTACK_API_KEY: 'real-key',
-    INGEST_TOKENS: 'ingest-token-0123456789',
-    READ_TOKENS: 'read-token-0123456789a'
-  }, '/nonexistent')
+  const local = await startLocalDependencies(log, { ...CONFIGURED }, '/nonexistent')
   t.teardown(async () => local.close())
   t.equal(local.config.s3.bucket, 'real-bucket')
   t.equal(local.config.s3.endpoint, undefined, 'AWS itself')
