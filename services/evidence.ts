@@ -121,11 +121,15 @@ async function hourEntries (store: Store, hourMs: number, keys: Set<string>, sig
   return found
 }
 
+/** A key as answered: under the archive's prefix, which is not shown. */
+function shownKey (prefix: string, key: string): string {
+  return key.slice(withPrefix(prefix, '').length)
+}
+
 /** What the digests say of an object as it is now (undefined: not stored). Any digest that disagrees makes it a mismatch. */
 function statusOf (prefix: string, listed: Listed[] | undefined, now: DigestEntry | undefined): DigestStatus {
   if (listed === undefined || listed.length === 0) return { status: 'not-yet' }
-  const root = withPrefix(prefix, '')
-  const shown = (key: string): string => key.slice(root.length)
+  const shown = (key: string): string => shownKey(prefix, key)
   const differs = listed.find(({ entry }) => now === undefined || entry.sha256 !== now.sha256 || entry.size !== now.size)
   if (differs !== undefined) {
     return { status: 'mismatch', digest: shown(differs.digest), listed: { sha256: differs.entry.sha256, size: differs.entry.size } }
@@ -158,8 +162,7 @@ export async function getEvidence (deps: { store: Store }, id: string, signal?: 
   const recordEntry = entryOf(record.key, record.bytes)
   const fullEntry = full === undefined ? undefined : entryOf(fullKey, full.bytes)
   const listed = await hourEntries(store, hourMs, new Set([record.key, fullKey]), signal)
-  const root = withPrefix(store.prefix, '')
-  const shown = (key: string): string => key.slice(root.length)
+  const shown = (key: string): string => shownKey(store.prefix, key)
   return {
     id,
     hour: hourName(hourMs),
