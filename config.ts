@@ -64,6 +64,14 @@ FormatRegistry.Set('proxy', (value) => {
   return family === 4 && isIP(range) === 4
 })
 
+// A network of INGEST_ALLOWED_CIDRS: an address, or an address with a prefix length (node:net's BlockList takes both).
+FormatRegistry.Set('network', (value) => {
+  const [address = '', bits, ...rest] = value.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  return bits === undefined || (/^[0-9]{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))
+})
+
 /** Every variable the service reads, in the README's order. */
 export const VARIABLES = {
   PORT: { section: 'server', schema: ms('listen port', 3000, 0, 65535) },
@@ -81,6 +89,15 @@ export const VARIABLES = {
   THREATSTACK_BASE_URL: { section: 'threatstack', schema: str('REST API base', URL_PATTERN), must: 'an http(s) URL', shown: '`https://api.threatstack.com/v2` with Hawk, `https://app.threatstack.com/api/v1` with the legacy key' },
   INGEST_TOKENS: { section: 'auth', secret: true, schema: tokens('comma-separated tokens (16–256 printable characters each) allowed to post webhooks'), must: 'comma-separated tokens of 16 to 256 printable characters', shown: '**required** unless `AUTH_MODE=none`' },
   READ_TOKENS: { section: 'auth', secret: true, schema: tokens('comma-separated tokens allowed to read the archive'), must: 'comma-separated tokens of 16 to 256 printable characters', shown: '**required** unless `AUTH_MODE=none`' },
+  INGEST_ALLOWED_CIDRS: {
+    section: 'auth',
+    schema: Type.Array(Type.String({ format: 'network' }), {
+      description: 'comma-separated networks (`192.0.2.0/24`, `2001:db8::/32`, or an address) allowed to post webhooks, judged on the client address after `TRUST_PROXY`; others get `403 AuthorizationError`, whatever their token. SNS deliveries come from AWS\'s addresses, not Threat Stack\'s; unset: any',
+      minItems: 1
+    }),
+    must: 'comma-separated networks: an IP address, optionally with /prefix length',
+    shown: 'unset'
+  },
   AUTH_MODE: { section: 'auth', schema: oneOf('`tokens`, or `none` when a gateway in front authenticates (logged as a warning)', ['tokens', 'none'], 'tokens'), must: '"tokens" or "none"' },
   LOG_LEVEL: { section: 'logLevel', schema: oneOf('`fatal` … `trace`, `silent`', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'), must: 'one of fatal, error, warn, info, debug, trace, silent' },
   TS_DEBUG: { section: 'logLevel', schema: str('the Python service\'s switch: when set, the level is `debug`'), must: 'any value' },
@@ -317,7 +334,13 @@ function shape (v: Values) {
         budgetMs: v.THREATSTACK_BUDGET_MS
       }
     },
-    auth: { mode: v.AUTH_MODE, ingestTokens: v.INGEST_TOKENS ?? [], readTokens: v.READ_TOKENS ?? [] },
+    auth: {
+      mode: v.AUTH_MODE,
+      ingestTokens: v.INGEST_TOKENS ?? [],
+      readTokens: v.READ_TOKENS ?? [],
+      /** undefined: webhooks from any address. */
+      ...(v.INGEST_ALLOWED_CIDRS !== undefined && { ingestNetworks: v.INGEST_ALLOWED_CIDRS })
+    },
     sns: {
       enabled: v.SNS_ENABLED,
       /** undefined: any topic may deliver. */

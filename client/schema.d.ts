@@ -490,7 +490,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -851,7 +851,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1055,7 +1055,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1269,7 +1269,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1578,7 +1578,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). `SNSSignatureError`: an SNS message not signed by SNS, or from a topic not allowed. */
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`. `SNSSignatureError`: an SNS message not signed by SNS, or from a topic not allowed. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1816,7 +1816,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2120,7 +2120,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2353,7 +2353,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2662,7 +2662,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). `SNSSignatureError`: an SNS message not signed by SNS, or from a topic not allowed. */
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`. `SNSSignatureError`: an SNS message not signed by SNS, or from a topic not allowed. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2900,7 +2900,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3204,7 +3204,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description `AuthorizationError`: a token of the other scope (ingest vs read). */
+            /** @description `AuthorizationError`: a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`. */
             403: {
                 headers: {
                     [name: string]: unknown;

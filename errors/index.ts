@@ -118,11 +118,14 @@ export class AuthenticationError extends ServiceError {
 
 export class AuthorizationError extends ServiceError {
   static override readonly cases = [
-    { status: 403, when: 'a token of the other scope (ingest vs read)', message: 'This token is not allowed to use this route' }
+    { status: 403, when: 'a token of the other scope (ingest vs read), or a webhook from an address outside `INGEST_ALLOWED_CIDRS`', message: 'This token is not allowed to use this route' }
   ]
 
-  constructor (options: ServiceErrorOptions = {}) {
-    super(undefined, options)
+  /** The message for a refused network, instead of the token's. */
+  static readonly NETWORK_MESSAGE = 'This address is not allowed to post webhooks'
+
+  constructor (options: ServiceErrorOptions & { message?: string } = {}) {
+    super(options.message, options)
   }
 }
 

@@ -1,6 +1,7 @@
 // Bearer tokens with a scope each (ingest, read); `?token=` accepted on ingest routes only.
 import fp from 'fastify-plugin'
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { BlockList, isIP } from 'node:net'
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import { AuthenticationError, AuthorizationError } from '../errors/index.js'
 
@@ -53,11 +54,37 @@ function presentedToken (request: FastifyRequest, allowQuery: boolean): string |
   return typeof token === 'string' ? token : undefined
 }
 
+/**
+ * Whether a client address is in one of `networks` (addresses or CIDRs). An IPv4 client seen
+ * on an IPv6 socket (`::ffff:192.0.2.7`) is judged as the IPv4 address it is.
+ */
+export function networkMatcher (networks: readonly string[]): (address: string) => boolean {
+  const list = new BlockList()
+  for (const network of networks) {
+    const [address = '', bits] = network.split('/')
+    const type = isIP(address) === 6 ? 'ipv6' : 'ipv4'
+    if (bits === undefined) list.addAddress(address, type)
+    else list.addSubnet(address, Number(bits), type)
+  }
+  return (address) => {
+    const ip = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)?.[1] ?? address
+    const family = isIP(ip)
+    return family !== 0 && list.check(ip, family === 6 ? 'ipv6' : 'ipv4')
+  }
+}
+
 export default fp(async function authPlugin (app) {
-  const { mode, ingestTokens, readTokens } = app.config.auth
+  const { mode, ingestTokens, readTokens, ingestNetworks } = app.config.auth
+  // Webhooks only from the sender's networks (INGEST_ALLOWED_CIDRS), judged before any token:
+  // an address outside them learns nothing of which tokens exist.
+  const allowed = ingestNetworks === undefined ? undefined : networkMatcher(ingestNetworks)
+  const checkNetwork = (request: FastifyRequest, scope: Scope): void => {
+    if (scope === 'ingest' && allowed !== undefined && !allowed(request.ip)) throw new AuthorizationError({ message: AuthorizationError.NETWORK_MESSAGE })
+  }
   if (mode === 'none') {
     app.log.warn('AUTH_MODE=none: no token is checked; a gateway in front must authenticate callers')
-    app.decorate('requireToken', () => async () => {})
+    // No token asked, so none declared in the OpenAPI document (the hook is not in hookScopes).
+    app.decorate('requireToken', (scope: Scope) => async (request) => { checkNetwork(request, scope) })
     return
   }
   const known = [
@@ -66,6 +93,7 @@ export default fp(async function authPlugin (app) {
   ]
   app.decorate('requireToken', (scope: Scope) => {
     const hook: onRequestAsyncHookHandler = async (request) => {
+      checkNetwork(request, scope)
       const token = presentedToken(request, scope === 'ingest')
       const scopes = token === undefined || token === '' ? new Set<Scope>() : scopesOf(token, known)
       if (scopes.size === 0) {

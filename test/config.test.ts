@@ -121,6 +121,17 @@ t.test('values are read and normalised', async (t) => {
   t.equal(config.archive.concurrency, 4)
 })
 
+t.test('INGEST_ALLOWED_CIDRS: networks and addresses, v4 and v6; anything else is named', async (t) => {
+  t.equal(loadConfig(base).auth.ingestNetworks, undefined, 'unset: any address')
+  t.same(loadConfig({ ...base, INGEST_ALLOWED_CIDRS: '192.0.2.0/24, 198.51.100.7,2001:db8::/32' }).auth.ingestNetworks,
+    ['192.0.2.0/24', '198.51.100.7', '2001:db8::/32'])
+  for (const bad of ['192.0.2.0/33', '2001:db8::/129', 'threatstack.com', '10.0.0.0/8/8', '192.0.2.0/', '192.0.2.0/24,,10.0.0.1', 'loopback']) {
+    const err = (() => { try { loadConfig({ ...base, INGEST_ALLOWED_CIDRS: bad }) } catch (e) { return e } })()
+    t.type(err, ConfigError, bad)
+    t.equal((err as ConfigError).variable, 'INGEST_ALLOWED_CIDRS', bad)
+  }
+})
+
 t.test("TS_DEBUG, the Python service's switch, sets the level to debug", async (t) => {
   t.equal(loadConfig({ ...base, TS_DEBUG: '1', LOG_LEVEL: 'warn' }).logLevel, 'debug')
   t.equal(loadConfig({ ...base, LOG_LEVEL: 'warn' }).logLevel, 'warn')
@@ -252,6 +263,7 @@ const SAMPLES: Record<string, Record<string, string>> = {
   TS_DEBUG: { TS_DEBUG: '1' },
   SNS_TOPIC_ARNS: { SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:alerts' },
   SNS_CERTS_DIR: { SNS_CERTS_DIR: '/etc/sns-certs' },
+  INGEST_ALLOWED_CIDRS: { INGEST_ALLOWED_CIDRS: '192.0.2.0/24' },
   TRUST_PROXY: { TRUST_PROXY: '1' },
   S3_SSE_KMS_KEY_ID: { S3_SSE: 'aws:kms', S3_SSE_KMS_KEY_ID: 'alias/archive' },
   S3_STORAGE_CLASS: { S3_STORAGE_CLASS: 'STANDARD_IA' },

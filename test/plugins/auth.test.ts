@@ -208,3 +208,52 @@ t.test('scopesOf compares against every known token', async (t) => {
   t.same([...scopesOf('token-c-0000000000', known)], [])
   t.same([...scopesOf('', known)], [])
 })
+
+t.test('INGEST_ALLOWED_CIDRS: webhooks only from the sender\'s networks, judged before the token', async (t) => {
+  const built = await build(t, { env: { INGEST_ALLOWED_CIDRS: '192.0.2.0/24, 2001:db8::/32' } })
+  const { app } = built
+  const post = async (id: string, remoteAddress: string, headers: Record<string, string> = BEARER.ingest) =>
+    await app.inject({ method: 'POST', url: ALERT_URL, headers, payload: { id, created_at: CREATED_AT }, remoteAddress })
+
+  const outside = await post('cidrout1', '198.51.100.1')
+  const error = assertError(t, outside, 403, 'AuthorizationError')
+  t.equal(error.message, 'This address is not allowed to post webhooks')
+  t.equal(await built.readObject(`${WEBHOOK_MINUTE}/cidrout1`), undefined, 'nothing archived')
+  t.notMatch(outside.body, '198.51.100.1', 'the address is not echoed')
+  // Outside the networks a token is never looked at: no token and a wrong one answer the same.
+  assertError(t, await post('cidrout2', '127.0.0.1', {}), 403, 'AuthorizationError')
+  assertError(t, await post('cidrout3', '198.51.100.1', { authorization: 'Bearer not-a-known-token-at-all' }), 403, 'AuthorizationError')
+
+  for (const [id, address] of [['cidrin01', '192.0.2.7'], ['cidrin02', '::ffff:192.0.2.9'], ['cidrin03', '2001:db8::5']] as const) {
+    t.equal((await post(id, address)).statusCode, 200, `${address} is inside`)
+    t.not(await built.readObject(`${WEBHOOK_MINUTE}/${id}`), undefined, `${id} archived`)
+  }
+  // Inside the networks the token still counts.
+  assertError(t, await post('cidrin04', '192.0.2.7', { authorization: 'Bearer not-a-known-token-at-all' }), 401, 'AuthenticationError')
+  // Reading is not posting: the read routes are not limited to the sender's networks.
+  const read = await app.inject({ method: 'GET', url: `${ALERT_URL}/cidrin01`, headers: BEARER.read, remoteAddress: '198.51.100.1' })
+  t.equal(read.statusCode, 200)
+})
+
+t.test('INGEST_ALLOWED_CIDRS behind a trusted proxy judges the client the proxy names', async (t) => {
+  const { app } = await build(t, { env: { INGEST_ALLOWED_CIDRS: '192.0.2.0/24', TRUST_PROXY: '127.0.0.1' } })
+  const post = async (id: string, forwardedFor: string) => await app.inject({
+    method: 'POST',
+    url: ALERT_URL,
+    remoteAddress: '127.0.0.1',
+    headers: { ...BEARER.ingest, 'x-forwarded-for': forwardedFor },
+    payload: { id, created_at: CREATED_AT }
+  })
+  t.equal((await post('cidrprx1', '192.0.2.44')).statusCode, 200)
+  assertError(t, await post('cidrprx2', '198.51.100.1'), 403, 'AuthorizationError')
+  // A client cannot talk its way in by forging the header through a proxy that appends to it.
+  assertError(t, await post('cidrprx3', '192.0.2.44, 198.51.100.1'), 403, 'AuthorizationError')
+})
+
+t.test('INGEST_ALLOWED_CIDRS holds with AUTH_MODE=none too', async (t) => {
+  const { app } = await build(t, { env: { INGEST_ALLOWED_CIDRS: '192.0.2.0/24', AUTH_MODE: 'none' } })
+  const post = async (id: string, remoteAddress: string) =>
+    await app.inject({ method: 'POST', url: ALERT_URL, payload: { id, created_at: CREATED_AT }, remoteAddress })
+  assertError(t, await post('cidrnon1', '198.51.100.1'), 403, 'AuthorizationError')
+  t.equal((await post('cidrnon2', '192.0.2.1')).statusCode, 200)
+})
